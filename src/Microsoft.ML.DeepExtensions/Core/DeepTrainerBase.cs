@@ -1,0 +1,212 @@
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Data;
+using Microsoft.ML.DeepExtensions.Network;
+using Microsoft.ML.DeepExtensions.Persistence;
+using Microsoft.ML.DeepExtensions.Training;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>
+/// The estimator every deep trainer derives from. A family supplies only its network spec (and, if it does not learn by
+/// gradient descent, its own step); schema checks, data reading, the training loop, validation, early stopping,
+/// checkpoints, progress and the fitted <see cref="DeepTransformer"/> are shared.
+/// </summary>
+/// <typeparam name="TOptions">The family's options.</typeparam>
+public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> where TOptions : DeepTrainerOptions
+{
+    private readonly IHost _host;
+
+    /// <summary>Creates the trainer.</summary>
+    protected DeepTrainerBase(MLContext context, TOptions options, string name)
+    {
+        Context = context ?? throw new ArgumentNullException(nameof(context));
+        TrainerOptions = options ?? throw new ArgumentNullException(nameof(options));
+        DeepCatalog.Register(context);
+        _host = ((IHostEnvironment)context).Register(name);
+        Name = name;
+    }
+
+    /// <summary>The ML.NET context.</summary>
+    protected MLContext Context { get; }
+
+    /// <summary>The options (read at Fit time).</summary>
+    public TOptions TrainerOptions { get; }
+
+    /// <summary>The trainer's name, e.g. "MlpTrainer".</summary>
+    public string Name { get; }
+
+    /// <summary>Raised after every epoch.</summary>
+    public event EventHandler<EpochRecord>? EpochCompleted;
+
+    /// <summary>Which tasks the family supports.</summary>
+    protected virtual bool Supports(DeepTask task) => true;
+
+    /// <summary>Whether binary models get a calibrated <c>Probability</c> column.</summary>
+    protected virtual bool HasProbability => true;
+
+    /// <summary>The family's network for the given input size and output count.</summary>
+    protected abstract NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task);
+
+    /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
+    internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
+        new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression);
+
+    /// <summary>The spec this trainer would build for a feature vector of <paramref name="inputSize"/> values (for <c>Summary()</c> before training).</summary>
+    public NetworkSpec Spec(int inputSize, int outputSize) => CreateSpec(inputSize, outputSize, outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification);
+
+    /// <summary>Trains on <paramref name="input"/>.</summary>
+    public DeepTransformer Fit(IDataView input) => Fit(input, TrainerOptions.ValidationData);
+
+    /// <summary>Trains on <paramref name="trainData"/>, validating on <paramref name="validationData"/> (null: use <c>ValidationFraction</c>).</summary>
+    public DeepTransformer Fit(IDataView trainData, IDataView? validationData)
+    {
+        ArgumentNullException.ThrowIfNull(trainData);
+        var o = TrainerOptions;
+        o.Validate();
+        DeepRuntime.EnsureNativeLibrary();
+
+        // 1. Schema: clear errors before anything is read.
+        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName);
+        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
+        if (!Supports(label.Task))
+            throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
+        if (validationData != null)
+        {
+            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName);
+            if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
+            ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
+        }
+        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
+        var spec = CreateSpec(inputSize, outputs, label.Task);
+        spec.Validate();
+
+        int seed = o.Seed ?? _host.Rand.Next();
+        var device = (o.Device ?? DeepDevice.FromContext(Context)).Resolve(Context.FallbackToCpu);
+        using var ch = _host.Start("Training");
+        ch.Info(MessageSensitivity.None, $"{Name}: {label.Task}, {inputSize} features, {(outputs > 1 ? outputs + " classes" : "1 output")}, device {device}, seed {seed}.");
+
+        // 2. Data: one validating pass; cached as tensors when it fits the budget.
+        long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
+        bool split = validationData is null && o.ValidationFraction > 0;
+        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
+            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training");
+        using var valid = validationData is not null
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
+            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
+                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation")
+            : null;
+        if (label.Task != DeepTask.Regression && train.ClassCounts.Count(c => c > 0) < 2)
+            throw new InvalidOperationException(
+                $"Label column '{o.LabelColumnName}' has only one class in the training data ({string.Join(", ", train.ClassCounts.Select((c, i) => $"class {i}: {c} rows"))}); a classifier needs at least two.");
+        ch.Info(MessageSensitivity.None, $"{train.Count} training rows ({(train.IsCached ? "cached as tensors" : "streamed")}), {valid?.Count ?? 0} validation rows.");
+
+        // 3. Network, seeded once per Fit.
+        torch.manual_seed(seed);
+        var network = new DeepNetwork(spec);
+        network.SetStatistics(
+            o.StandardizeFeatures ? train.FeatureMean : new float[inputSize],
+            o.StandardizeFeatures ? train.FeatureStd : Enumerable.Repeat(1f, inputSize).ToArray(),
+            label.Task == DeepTask.Regression ? train.TargetMean : 0,
+            label.Task == DeepTask.Regression ? train.TargetStd : 1);
+        network.to(device);
+
+        var history = new TrainingHistory();
+        using var loss = new LossFunction(label.Task, o.Loss, ClassWeights(o, label, train), device);
+        using var stepper = CreateStepper(network, loss, label.Task);
+        int firstEpoch = 1;
+        if (o.ResumeFromCheckpoint is string resume)
+        {
+            firstEpoch = Checkpoint.Read(resume, spec, network, stepper, out history) + 1;
+            ch.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
+        }
+
+        var callbacks = new List<ITrainingCallback>
+        {
+            new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)),
+        };
+        using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
+        if (early != null) callbacks.Add(early);
+        if (o.CheckpointDirectory is string dir)
+            callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));
+
+        var loop = new TrainingLoop
+        {
+            Network = network, Stepper = stepper, Loss = loss, Train = train, Validation = valid, Options = o,
+            Task = label.Task, Device = device, Seed = seed, Callbacks = callbacks,
+        };
+        try
+        {
+            if (firstEpoch <= o.Epochs) loop.Run(history, firstEpoch);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        network.eval();
+
+        var manifest = new ModelManifest
+        {
+            Trainer = Name,
+            Spec = spec,
+            Task = label.Task,
+            FeatureColumnName = o.FeatureColumnName,
+            LabelColumnName = o.LabelColumnName,
+            ClassCount = label.ClassCount,
+            LabelKeyValues = label.KeyValues,
+            HasProbability = HasProbability,
+            History = history,
+            TrainerOptions = JsonSerializer.SerializeToElement(o, o.GetType(), ModelManifest.Json),
+        };
+        return new DeepTransformer(manifest, network, device);
+    }
+
+    private static float[]? ClassWeights(DeepTrainerOptions o, LabelInfo label, TrainingData train)
+    {
+        if (label.Task == DeepTask.Regression) return null;
+        if (o.ClassWeights is { } w)
+        {
+            if (w.Length != label.ClassCount || w.Any(x => !(x >= 0) || !float.IsFinite(x)))
+                throw new ArgumentException($"ClassWeights must have {label.ClassCount} non-negative values (one per class of label column '{o.LabelColumnName}'); got {w.Length}.", nameof(o.ClassWeights));
+            return w;
+        }
+        if (!o.BalanceClasses) return null;
+        long total = train.ClassCounts.Sum();
+        return train.ClassCounts.Select(c => c == 0 ? 0f : (float)(total / (double)(label.ClassCount * c))).ToArray();
+    }
+
+    /// <summary>Checks the input columns and returns the output schema shape (so <c>EstimatorChain.Fit</c> validates).</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var o = TrainerOptions;
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName);
+        var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
+        var task = o.Task != DeepTask.Auto ? o.Task
+            : label.IsKey ? DeepTask.MulticlassClassification
+            : label.ItemType == BooleanDataViewType.Instance ? DeepTask.BinaryClassification : DeepTask.Regression;
+        var cols = inputSchema.ToDictionary(c => c.Name);
+        void Add(string name, SchemaShape.Column.VectorKind kind, DataViewType type, bool isKey, SchemaShape? ann = null) =>
+            cols[name] = MlNetBridge.ShapeColumn(name, kind, type, isKey, ann);
+        var scalar = SchemaShape.Column.VectorKind.Scalar;
+        switch (task)
+        {
+            case DeepTask.BinaryClassification:
+                Add(ColumnNames.Score, scalar, NumberDataViewType.Single, false);
+                if (HasProbability) Add(ColumnNames.Probability, scalar, NumberDataViewType.Single, false);
+                Add(ColumnNames.PredictedLabel, scalar, BooleanDataViewType.Instance, false);
+                break;
+            case DeepTask.MulticlassClassification:
+                Add(ColumnNames.Score, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
+                Add(ColumnNames.PredictedLabel, scalar, NumberDataViewType.UInt32, true, label.Annotations);
+                break;
+            default:
+                Add(ColumnNames.Score, scalar, NumberDataViewType.Single, false);
+                break;
+        }
+        return new SchemaShape(cols.Values);
+    }
+}

@@ -1,0 +1,55 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions.Network;
+
+/// <summary>
+/// The module every family's network is wrapped in: fixed input standardisation (buffers, saved with the weights),
+/// the family's body, and a fixed output scale for regression targets (the network learns standardised targets).
+/// </summary>
+internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
+{
+    private readonly Tensor mean;
+    private readonly Tensor scale;
+    private readonly Tensor target_mean;
+    private readonly Tensor target_scale;
+    private readonly nn.Module<Tensor, Tensor> body;
+
+    public DeepNetwork(NetworkSpec spec) : base("DeepNetwork")
+    {
+        mean = zeros(spec.InputSize);
+        scale = ones(spec.InputSize);
+        target_mean = zeros(1);
+        target_scale = ones(1);
+        body = spec.Build();
+        register_buffer(nameof(mean), mean);
+        register_buffer(nameof(scale), scale);
+        register_buffer(nameof(target_mean), target_mean);
+        register_buffer(nameof(target_scale), target_scale);
+        RegisterComponents();
+    }
+
+    public nn.Module<Tensor, Tensor> Body => body;
+
+    /// <summary>Sets the input statistics (x → (x − mean) / std) and the regression target statistics.</summary>
+    public void SetStatistics(float[] featureMean, float[] featureStd, float targetMean, float targetStd)
+    {
+        using var _ = no_grad();
+        mean.copy_(tensor(featureMean));
+        scale.copy_(tensor(featureStd.Select(s => s > 1e-8f ? 1f / s : 1f).ToArray()));
+        target_mean.fill_(targetMean);
+        target_scale.fill_(targetStd > 1e-12f ? targetStd : 1f);
+    }
+
+    /// <summary>Standardises a regression target the way the network's output is scaled.</summary>
+    public Tensor ScaleTarget(Tensor y) => (y - target_mean) / target_scale;
+
+    /// <summary>The standardised input the body sees.</summary>
+    public Tensor Standardize(Tensor x) => (x - mean) * scale;
+
+    /// <summary>Raw output in training units (standardised for regression).</summary>
+    public override Tensor forward(Tensor x) => body.call(Standardize(x));
+
+    /// <summary>Output in label units: regression outputs are un-standardised.</summary>
+    public Tensor Predict(Tensor x) => forward(x) * target_scale + target_mean;
+}

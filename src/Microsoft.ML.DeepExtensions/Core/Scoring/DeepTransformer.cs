@@ -1,0 +1,180 @@
+using System.Reflection;
+using System.Text;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Data;
+using Microsoft.ML.DeepExtensions.Network;
+using Microsoft.ML.DeepExtensions.Persistence;
+using Microsoft.ML.DeepExtensions.Training;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>
+/// A fitted deep network as an ML.NET transformer. It appends ML.NET's standard prediction columns —
+/// binary: <c>Score</c> (logit), <c>Probability</c>, <c>PredictedLabel</c>; multiclass: <c>Score</c> (softmax vector with
+/// slot names) and <c>PredictedLabel</c> (Key with the label's values); regression: <c>Score</c> — scores in batches,
+/// works in a <see cref="PredictionEngine{TSrc,TDst}"/>, and saves with <c>mlContext.Model.Save</c>.
+/// </summary>
+public sealed class DeepTransformer : ITransformer, IDisposable
+{
+    internal const string LoaderSignature = "DeepExtensionsModel";
+    private const string ModelSignature = "DEEPXNET";
+    private const uint ModelVersion = 0x00010001;
+    private static readonly byte[] Magic = "MLDEEPX\u0001"u8.ToArray();
+
+    private readonly object _lock = new();
+    private readonly DeepNetwork _network;
+    private bool _disposed;
+
+    internal DeepTransformer(ModelManifest manifest, DeepNetwork network, Device device)
+    {
+        Manifest = manifest;
+        _network = network;
+        Device = device;
+        _network.to(device);
+        _network.eval();
+    }
+
+    internal ModelManifest Manifest { get; }
+
+    internal DeepNetwork Network => _network;
+
+    /// <summary>The device the network scores on.</summary>
+    public Device Device { get; }
+
+    /// <summary>The task the model solves.</summary>
+    public DeepTask Task => Manifest.Task;
+
+    /// <summary>The network family ("MLP", "Perceptron", ...).</summary>
+    public string Family => Manifest.Spec.Family;
+
+    /// <summary>The network's spec (what the saved model stores).</summary>
+    public NetworkSpec Spec => Manifest.Spec;
+
+    /// <summary>The feature column the model reads.</summary>
+    public string FeatureColumnName => Manifest.FeatureColumnName;
+
+    /// <summary>Per-epoch history of the fit that produced this model.</summary>
+    public TrainingHistory History => Manifest.History;
+
+    /// <summary>Library, TorchSharp and libtorch versions that trained (or last saved) the model.</summary>
+    public VersionStamp Versions => Manifest.Versions;
+
+    /// <summary>A Keras-like layer table of the network.</summary>
+    public NetworkSummary Summary() => Manifest.Spec.Summary();
+
+    /// <inheritdoc />
+    public bool IsRowToRowMapper => true;
+
+    /// <inheritdoc />
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema).Schema;
+
+    /// <inheritdoc />
+    public IDataView Transform(IDataView input) => new ScoredDataView(this, input, OutputSchema(input.Schema));
+
+    /// <inheritdoc />
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new ScoringRowMapper(this, OutputSchema(inputSchema));
+
+    private OutputColumns OutputSchema(DataViewSchema input)
+    {
+        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName);
+        if (size != Manifest.Spec.InputSize)
+            throw new ArgumentException(
+                $"Feature column '{Manifest.FeatureColumnName}' has {size} values, but the model was trained on {Manifest.Spec.InputSize}.",
+                Manifest.FeatureColumnName);
+        return new OutputColumns(input, Manifest);
+    }
+
+    /// <summary>
+    /// Scores <paramref name="rows"/> rows of flattened features (row-major) in one forward pass. Returns per row:
+    /// the logit (binary), the softmax vector (multiclass) or the value (regression).
+    /// </summary>
+    internal float[] ScoreBatch(float[] features, int rows)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var x = torch.tensor(features.AsSpan(0, rows * Manifest.Spec.InputSize).ToArray(), [rows, Manifest.Spec.InputSize]);
+        if (Device.type != DeviceType.CPU) x = x.to(Device);
+        Tensor y;
+        lock (_lock) y = _network.Predict(x);
+        if (Manifest.Task == DeepTask.MulticlassClassification) y = y.softmax(1);
+        return y.cpu().data<float>().ToArray();
+    }
+
+    /// <summary>Writes the model into an ML.NET model repository entry (called by <c>mlContext.Model.Save</c>).</summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx) =>
+        MlNetBridge.Save(ctx, ModelSignature, ModelVersion, LoaderSignature, Write);
+
+    /// <summary>Writes the self-describing model (magic, manifest JSON, weights) to <paramref name="writer"/>.</summary>
+    internal void Write(BinaryWriter writer)
+    {
+        writer.Write(Magic);
+        Manifest.Versions = VersionStamp.Current();
+        writer.Write(Manifest.ToJson());
+        using var weights = new MemoryStream();
+        lock (_lock) _network.save(weights);
+        writer.Write(weights.Length);
+        writer.Write(weights.GetBuffer(), 0, (int)weights.Length);
+    }
+
+    /// <summary>Reads a model written by <see cref="Write"/>; throws <see cref="FormatException"/> for foreign or corrupt input.</summary>
+    internal static DeepTransformer Read(BinaryReader reader, Device device)
+    {
+        try
+        {
+            var magic = reader.ReadBytes(Magic.Length);
+            if (!magic.AsSpan().SequenceEqual(Magic))
+                throw new FormatException("The entry does not start with the Microsoft.ML.DeepExtensions model marker: it is not a model written by this library.");
+            var manifest = ModelManifest.FromJson(reader.ReadString());
+            long length = reader.ReadInt64();
+            if (length <= 0 || length > int.MaxValue)
+                throw new FormatException($"The weights block has an impossible length ({length}).");
+            var bytes = reader.ReadBytes((int)length);
+            if (bytes.Length != length)
+                throw new FormatException($"The weights block is truncated ({bytes.Length} of {length} bytes).");
+            manifest.Spec.Validate();
+            DeepRuntime.EnsureNativeLibrary();
+            var network = new DeepNetwork(manifest.Spec);
+            try
+            {
+                using var ms = new MemoryStream(bytes);
+                network.load(ms);
+            }
+            catch (Exception e)
+            {
+                network.Dispose();
+                throw new FormatException($"The weights do not match the {manifest.Spec.Family} network the model describes: {e.Message}", e);
+            }
+            return new DeepTransformer(manifest, network, device);
+        }
+        catch (Exception e) when (e is EndOfStreamException or System.Text.Json.JsonException or DecoderFallbackException or IOException)
+        {
+            throw new FormatException($"The Microsoft.ML.DeepExtensions model is corrupt or truncated: {e.Message}", e);
+        }
+    }
+
+    /// <summary>ML.NET's loader entry point (registered by <see cref="DeepCatalog"/>): <c>SignatureLoadModel</c>.</summary>
+    internal static DeepTransformer Create(IHostEnvironment env, object modelLoadContext)
+    {
+        var reader = MlNetBridge.OpenForLoad(modelLoadContext, ModelSignature, ModelVersion, LoaderSignature);
+        var device = DeepDevice.FromContext(env as MLContext).Resolve(fallbackToCpu: (env as MLContext)?.FallbackToCpu ?? true);
+        return Read(reader, device);
+    }
+
+    internal static MethodInfo CreateMethod { get; } =
+        typeof(DeepTransformer).GetMethod(nameof(Create), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    /// <summary>Releases the network's native memory.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _network.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"DeepTransformer({Family}, {Task}, {Manifest.Spec.InputSize} inputs)";
+}

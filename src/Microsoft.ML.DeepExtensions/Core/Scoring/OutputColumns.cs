@@ -1,0 +1,103 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Persistence;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>
+/// The prediction columns a model appends to an input schema, and per-row getters over a batch of network outputs.
+/// One definition serves <see cref="DeepTransformer.GetOutputSchema"/>, Transform and the PredictionEngine path.
+/// </summary>
+internal sealed class OutputColumns
+{
+    public OutputColumns(DataViewSchema input, ModelManifest manifest)
+    {
+        Input = input;
+        Manifest = manifest;
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(input);
+        foreach (var (name, type, annotations) in Columns(manifest))
+            builder.AddColumn(name, type, annotations);
+        Schema = builder.ToSchema();
+        Width = manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount : 1;
+    }
+
+    public DataViewSchema Input { get; }
+    public ModelManifest Manifest { get; }
+    public DataViewSchema Schema { get; }
+    /// <summary>Network outputs per row.</summary>
+    public int Width { get; }
+    public int InputCount => Input.Count;
+    public int FeatureSize => Manifest.Spec.InputSize;
+
+    /// <summary>The appended columns: name, type, annotations.</summary>
+    public static IEnumerable<(string Name, DataViewType Type, DataViewSchema.Annotations? Annotations)> Columns(ModelManifest m)
+    {
+        switch (m.Task)
+        {
+            case DeepTask.BinaryClassification:
+                yield return (ColumnNames.Score, NumberDataViewType.Single, null);
+                if (m.HasProbability) yield return (ColumnNames.Probability, NumberDataViewType.Single, null);
+                yield return (ColumnNames.PredictedLabel, BooleanDataViewType.Instance, null);
+                break;
+            case DeepTask.MulticlassClassification:
+            {
+                var scoreAnn = new DataViewSchema.Annotations.Builder();
+                if (m.LabelKeyValues is { } kv && kv.Values.Length == m.ClassCount)
+                {
+                    var names = kv.SlotNames();
+                    scoreAnn.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, names.Length), (ref VBuffer<ReadOnlyMemory<char>> dst) => dst = new VBuffer<ReadOnlyMemory<char>>(names.Length, names));
+                }
+                yield return (ColumnNames.Score, new VectorDataViewType(NumberDataViewType.Single, m.ClassCount), scoreAnn.ToAnnotations());
+                var keyAnn = new DataViewSchema.Annotations.Builder();
+                m.LabelKeyValues?.AddTo(keyAnn);
+                yield return (ColumnNames.PredictedLabel, new KeyDataViewType(typeof(uint), m.ClassCount), keyAnn.ToAnnotations());
+                break;
+            }
+            default:
+                yield return (ColumnNames.Score, NumberDataViewType.Single, null);
+                break;
+        }
+    }
+
+    /// <summary>Whether output column <paramref name="index"/> (schema index) is one of ours.</summary>
+    public bool IsOutput(int index) => index >= InputCount;
+
+    /// <summary>
+    /// A getter for output column <paramref name="index"/> that reads row <paramref name="row"/>() of the batch
+    /// <paramref name="batch"/>() (the network outputs, <see cref="Width"/> per row).
+    /// </summary>
+    public Delegate Getter(int index, Func<float[]> batch, Func<int> row)
+    {
+        string name = Schema[index].Name;
+        switch (Manifest.Task)
+        {
+            case DeepTask.MulticlassClassification when name == ColumnNames.Score:
+            {
+                int k = Width;
+                return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
+                {
+                    var editor = VBufferEditor.Create(ref dst, k);
+                    batch().AsSpan(row() * k, k).CopyTo(editor.Values);
+                    dst = editor.Commit();
+                });
+            }
+            case DeepTask.MulticlassClassification:
+            {
+                int k = Width;
+                return (ValueGetter<uint>)((ref uint dst) =>
+                {
+                    var s = batch().AsSpan(row() * k, k);
+                    int best = 0;
+                    for (int i = 1; i < k; i++) if (s[i] > s[best]) best = i;
+                    dst = (uint)best + 1;
+                });
+            }
+            case DeepTask.BinaryClassification when name == ColumnNames.PredictedLabel:
+                return (ValueGetter<bool>)((ref bool dst) => dst = batch()[row()] > 0);
+            case DeepTask.BinaryClassification when name == ColumnNames.Probability:
+                return (ValueGetter<float>)((ref float dst) => dst = 1f / (1f + MathF.Exp(-batch()[row()])));
+            default:
+                return (ValueGetter<float>)((ref float dst) => dst = batch()[row()]);
+        }
+    }
+}

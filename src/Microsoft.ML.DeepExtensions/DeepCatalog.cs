@@ -1,0 +1,71 @@
+using System.Runtime.CompilerServices;
+using Microsoft.ML.DeepExtensions.Persistence;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>Entry point: <c>mlContext.Deep()</c>.</summary>
+public static class DeepMLContextExtensions
+{
+    /// <summary>
+    /// The deep-learning catalog of <paramref name="context"/>. Calling it also registers the model loader with the
+    /// context, so <c>mlContext.Model.Load</c> can read saved deep models (see <see cref="DeepCatalog.LoadModel"/>).
+    /// </summary>
+    public static DeepCatalog Deep(this MLContext context) => new(context);
+}
+
+/// <summary>Deep-learning trainers for ML.NET, created from <c>mlContext.Deep()</c>.</summary>
+public sealed class DeepCatalog
+{
+    private static readonly ConditionalWeakTable<ComponentCatalog, object> Registered = new();
+
+    internal DeepCatalog(MLContext context)
+    {
+        Context = context ?? throw new ArgumentNullException(nameof(context));
+        Register(context);
+    }
+
+    /// <summary>The ML.NET context.</summary>
+    public MLContext Context { get; }
+
+    /// <summary>A multilayer perceptron trainer.</summary>
+    public MlpTrainer Mlp(MlpTrainer.Options options) => new(Context, options);
+
+    /// <summary>A multilayer perceptron trainer with the given columns and (optionally) hidden layer widths.</summary>
+    public MlpTrainer Mlp(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
+        int[]? hiddenLayers = null, int epochs = 10) =>
+        new(Context, new MlpTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs,
+            HiddenLayers = hiddenLayers ?? new MlpTrainer.Options().HiddenLayers,
+        });
+
+    /// <summary>Rosenblatt's perceptron (binary).</summary>
+    public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
+
+    /// <summary>Rosenblatt's perceptron (binary) with the given columns.</summary>
+    public PerceptronTrainer Perceptron(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
+        int epochs = 20, bool averaged = false) =>
+        new(Context, new PerceptronTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs, Averaged = averaged,
+        });
+
+    /// <summary>
+    /// Loads a model saved with <c>mlContext.Model.Save</c>. Same as <c>mlContext.Model.Load</c>, which also works once
+    /// <c>mlContext.Deep()</c> has been called on the context.
+    /// </summary>
+    public ITransformer LoadModel(string path, out DataViewSchema inputSchema) => Context.Model.Load(path, out inputSchema);
+
+    /// <summary>
+    /// Registers the deep-model loader with <paramref name="context"/>'s component catalog (idempotent). ML.NET keeps
+    /// one catalog per context and offers third-party libraries no public hook, so a fresh context that only loads a
+    /// model needs this (or any <c>mlContext.Deep()</c> call) first.
+    /// </summary>
+    public static void Register(MLContext context)
+    {
+        var catalog = context.ComponentCatalog;
+        if (Registered.TryGetValue(catalog, out _)) return;
+        MlNetBridge.RegisterLoader(catalog, typeof(DeepTransformer), DeepTransformer.LoaderSignature, DeepTransformer.CreateMethod);
+        Registered.AddOrUpdate(catalog, true);
+    }
+}
