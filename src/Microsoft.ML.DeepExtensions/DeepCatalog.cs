@@ -44,7 +44,7 @@ public sealed class DeepCatalog
 
     /// <summary>Rosenblatt's perceptron (binary) with the given columns.</summary>
     public PerceptronTrainer Perceptron(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
-        int epochs = 20, bool averaged = false) =>
+        int epochs = 20, bool averaged = true) =>
         new(Context, new PerceptronTrainer.Options
         {
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs, Averaged = averaged,

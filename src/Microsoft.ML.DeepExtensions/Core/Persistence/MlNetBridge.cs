@@ -51,6 +51,12 @@ internal static class MlNetBridge
         [typeof(string), typeof(SchemaShape.Column.VectorKind), typeof(DataViewType), typeof(bool), typeof(SchemaShape)], null)
         ?? throw Missing("SchemaShape.Column(string, VectorKind, DataViewType, bool, SchemaShape)");
 
+    private static readonly MethodInfo ShapeCreate = typeof(SchemaShape).GetMethod("Create", Any, [typeof(DataViewSchema)])
+        ?? throw Missing("SchemaShape.Create(DataViewSchema)");
+
+    /// <summary>The <see cref="SchemaShape"/> of a schema (ML.NET's <c>SchemaShape.Create</c> is internal).</summary>
+    public static SchemaShape Shape(DataViewSchema schema) => (SchemaShape)ShapeCreate.Invoke(null, [schema])!;
+
     /// <summary>Forces every reflected member to resolve; throws naming the first one ML.NET no longer has.</summary>
     public static void Verify() => _ = ShapeColumnCtor;
 

@@ -115,7 +115,8 @@ public sealed class DeepTransformer : ITransformer, IDisposable
         Manifest.Versions = VersionStamp.Current();
         writer.Write(Manifest.ToJson());
         using var weights = new MemoryStream();
-        lock (_lock) _network.save(weights);
+        using (var w = new BinaryWriter(weights, Encoding.UTF8, leaveOpen: true))
+            lock (_lock) _network.save(w);
         writer.Write(weights.Length);
         writer.Write(weights.GetBuffer(), 0, (int)weights.Length);
     }
@@ -140,8 +141,8 @@ public sealed class DeepTransformer : ITransformer, IDisposable
             var network = new DeepNetwork(manifest.Spec);
             try
             {
-                using var ms = new MemoryStream(bytes);
-                network.load(ms);
+                using var weights = new BinaryReader(new MemoryStream(bytes));
+                network.load(weights);
             }
             catch (Exception e)
             {

@@ -59,6 +59,12 @@ internal sealed class OutputColumns
         }
     }
 
+    /// <summary>
+    /// The logistic of a logit, kept within [1e-7, 1 − 1e-7] (as scikit-learn clips for log-loss): a float sigmoid
+    /// saturates to exactly 0 or 1 beyond |z| ≈ 17, which would make ML.NET's log-loss infinite.
+    /// </summary>
+    public static float Probability(float logit) => (float)Math.Clamp(1 / (1 + Math.Exp(-logit)), 1e-7, 1 - 1e-7);
+
     /// <summary>Whether output column <paramref name="index"/> (schema index) is one of ours.</summary>
     public bool IsOutput(int index) => index >= InputCount;
 
@@ -95,7 +101,7 @@ internal sealed class OutputColumns
             case DeepTask.BinaryClassification when name == ColumnNames.PredictedLabel:
                 return (ValueGetter<bool>)((ref bool dst) => dst = batch()[row()] > 0);
             case DeepTask.BinaryClassification when name == ColumnNames.Probability:
-                return (ValueGetter<float>)((ref float dst) => dst = 1f / (1f + MathF.Exp(-batch()[row()])));
+                return (ValueGetter<float>)((ref float dst) => dst = Probability(batch()[row()]));
             default:
                 return (ValueGetter<float>)((ref float dst) => dst = batch()[row()]);
         }

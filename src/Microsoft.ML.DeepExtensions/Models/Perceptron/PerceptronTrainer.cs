@@ -17,7 +17,7 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
     /// <summary>Options for <see cref="PerceptronTrainer"/>.</summary>
     public sealed class Options : DeepTrainerOptions
     {
-        /// <summary>Creates options with the perceptron's defaults (η = 1, 20 epochs, no validation split).</summary>
+        /// <summary>Creates options with the perceptron's defaults (η = 1, 20 epochs, averaged, no validation split).</summary>
         public Options()
         {
             LearningRate = 1.0;
@@ -26,8 +26,12 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
             Task = DeepTask.BinaryClassification;
         }
 
-        /// <summary>Score with the average of the weight vectors over all steps (more stable on non-separable data).</summary>
-        public bool Averaged { get; set; }
+        /// <summary>
+        /// Score with the average of the weight vectors over all steps (Freund &amp; Schapire's averaged perceptron; the
+        /// update rule is unchanged). On data that is not linearly separable the last weight vector of the plain rule
+        /// keeps jumping between epochs; the average is stable. Default true; false gives the classic perceptron.
+        /// </summary>
+        public bool Averaged { get; set; } = true;
     }
 
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Perceptron(options)</c>).</summary>
