@@ -84,6 +84,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var spec = CreateSpec(inputSize, outputs, label.Task);
         spec.Validate();
 
+        using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
         int seed = o.Seed ?? _host.Rand.Next();
         var device = (o.Device ?? DeepDevice.FromContext(Context)).Resolve(Context.FallbackToCpu);
         using var ch = _host.Start("Training");
@@ -94,11 +95,20 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         bool split = validationData is null && o.ValidationFraction > 0;
         using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
             split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training");
-        using var valid = validationData is not null
+        var valid = validationData is not null
             ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
             : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
-                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation")
+                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true)
             : null;
+        if (valid is { Count: 0 })
+        {
+            ch.Warning(MessageSensitivity.None, $"ValidationFraction {o.ValidationFraction} of {train.Count} rows holds out no row; training without validation.");
+            valid.Dispose();
+            valid = null;
+        }
+        using var validation = valid;
+        if (early != null && valid is null)
+            throw new InvalidOperationException("Early stopping needs validation data: set ValidationFraction > 0 (with enough rows) or ValidationData.");
         if (label.Task != DeepTask.Regression && train.ClassCounts.Count(c => c > 0) < 2)
             throw new InvalidOperationException(
                 $"Label column '{o.LabelColumnName}' has only one class in the training data ({string.Join(", ", train.ClassCounts.Select((c, i) => $"class {i}: {c} rows"))}); a classifier needs at least two.");
@@ -128,7 +138,6 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         {
             new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)),
         };
-        using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
         if (early != null) callbacks.Add(early);
         if (o.CheckpointDirectory is string dir)
             callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));

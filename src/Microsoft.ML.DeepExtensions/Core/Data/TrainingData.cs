@@ -38,14 +38,14 @@ internal sealed class TrainingData : IDisposable
 
     /// <summary>Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps.</summary>
     public static TrainingData Load(IDataView data, string featureName, int featureSize, string labelName, LabelInfo label,
-        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role)
+        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false)
     {
         var set = new TrainingData(data, featureName, featureSize, labelName, label, filter, budgetBytes);
-        set.FirstPass(device, token, role);
+        set.FirstPass(device, token, role, allowEmpty);
         return set;
     }
 
-    private void FirstPass(Device device, CancellationToken token, string role)
+    private void FirstPass(Device device, CancellationToken token, string role, bool allowEmpty)
     {
         int d = FeatureSize;
         var mean = new double[d];
@@ -90,10 +90,11 @@ internal sealed class TrainingData : IDisposable
                 ys.Add([y]);
             }
         }
-        if (n == 0)
+        if (n == 0 && !allowEmpty)
             throw new InvalidOperationException($"The {role} data has no rows (feature column '{_featureName}', label column '{_labelName}'); there is nothing to train on.");
 
         Count = n;
+        if (n == 0) return;
         FeatureMean = mean.Select(m => (float)m).ToArray();
         FeatureStd = m2.Select(v => (float)Math.Sqrt(v / n)).ToArray();
         TargetMean = (float)tMean;
@@ -102,7 +103,8 @@ internal sealed class TrainingData : IDisposable
         if (!xs.Overflowed)
         {
             _x = xs.ToTensor(n, device);
-            _y = ys.ToTensor(n, device).reshape(n);
+            using var y = ys.ToTensor(n, device);
+            _y = y.reshape(n);
         }
     }
 
@@ -207,7 +209,8 @@ internal sealed class TrainingData : IDisposable
         {
             var t = tensor(_data.AsSpan(0, (int)_length).ToArray(), [rows, width]);
             _data = [];
-            return device.type == DeviceType.CPU ? t : t.to(device);
+            if (device.type == DeviceType.CPU) return t;
+            using (t) return t.to(device);
         }
     }
 }

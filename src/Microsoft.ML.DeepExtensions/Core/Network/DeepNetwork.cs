@@ -35,8 +35,10 @@ internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
     public void SetStatistics(float[] featureMean, float[] featureStd, float targetMean, float targetStd)
     {
         using var _ = no_grad();
-        mean.copy_(tensor(featureMean));
-        scale.copy_(tensor(featureStd.Select(s => s > 1e-8f ? 1f / s : 1f).ToArray()));
+        using var m = tensor(featureMean);
+        using var s = tensor(featureStd.Select(v => v > 1e-8f ? 1f / v : 1f).ToArray());
+        mean.copy_(m);
+        scale.copy_(s);
         target_mean.fill_(targetMean);
         target_scale.fill_(targetStd > 1e-12f ? targetStd : 1f);
     }

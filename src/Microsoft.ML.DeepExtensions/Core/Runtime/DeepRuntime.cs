@@ -80,7 +80,7 @@ public static class DeepRuntime
             CudaAvailable = cuda,
             CudaUnavailableReason = cuda ? null : CudaUnavailableReason(loaded, nativePath, libtorchPath),
             GpuCount = gpus,
-            DefaultDevice = DefaultDeviceName(cuda),
+            DefaultDevice = loaded ? DeepDevice.Auto.Resolve().ToString() : "cpu",
         };
     }
 
@@ -123,9 +123,6 @@ public static class DeepRuntime
         return (torch.__version__, torch.get_num_threads(), cuda, cuda ? torch.cuda.device_count() : 0);
     }
 
-    // TODO(owner): replace with DeepDevice.Auto.Resolve(null) once the device type exists.
-    private static string DefaultDeviceName(bool cudaAvailable) => cudaAvailable ? "cuda:0" : "cpu";
-
     private static string CudaUnavailableReason(bool loaded, string? nativePath, string? libtorchPath)
     {
         if (!loaded) return "the native library did not load";
@@ -142,9 +139,7 @@ public static class DeepRuntime
                "(no visible GPU, CUDA_VISIBLE_DEVICES, or a driver too old for this CUDA version; check nvidia-smi)";
     }
 
-    private static string InformationalVersion(Assembly assembly) =>
-        assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
-        ?? assembly.GetName().Version?.ToString() ?? "(unknown)";
+    private static string InformationalVersion(Assembly assembly) => Persistence.VersionStamp.Informational(assembly);
 
     private static string? FirstLine(string? text) => text?.Split('\n', 2)[0].TrimEnd();
 

@@ -77,5 +77,14 @@ internal sealed class GradientStepper : IStepper
     private TorchSharp.Modules.OptimizerHelper Helper => _optimizer as TorchSharp.Modules.OptimizerHelper
         ?? throw new NotSupportedException($"{_optimizer.GetType().Name} cannot save its state for checkpoints.");
 
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        // Gradients live on as tensors of their own; a fitted network does not need them.
+        foreach (var p in _network.parameters())
+        {
+            using var g = p.grad;
+            if (g is not null) p.grad = null;
+        }
+        _optimizer.Dispose();
+    }
 }
