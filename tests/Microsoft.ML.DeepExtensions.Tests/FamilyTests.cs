@@ -116,3 +116,40 @@ public class FamilyTests
         if (!report.CudaAvailable) Assert.False(string.IsNullOrEmpty(report.CudaUnavailableReason));
     }
 }
+
+public class DatasetTests
+{
+    [Fact]
+    public void FashionMnistLoadsLabelsAndPixelsFaithfully()
+    {
+        var dir = Datasets.FashionMnist.FindDirectory("t10k");
+        Assert.NotNull(dir);
+        var raw = Datasets.FashionMnist.Read(dir, "t10k", limit: 200);
+        var ml = new MLContext();
+        var data = Datasets.FashionMnist.Load(ml, dir, "t10k", limit: 200);
+        var keys = data.GetColumn<uint>("Label").ToArray();
+        Assert.Equal(raw.Select(i => i.Label + 1u), keys);                     // keys are 1-based, 0 means missing
+        Assert.Equal(9, raw[0].Label);                                           // the first t10k image is an ankle boot
+        var pixels = data.GetColumn<float[]>("Features").First();
+        Assert.Equal(784, pixels.Length);
+        Assert.Equal(raw[0].Pixels.Select(p => p / 255f), pixels);
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        data.Schema["Label"].GetKeyValues(ref names);
+        Assert.Equal("Ankle boot", names.GetValues()[9].ToString());
+        var frame = Datasets.FashionMnist.LoadDataFrame(dir, "t10k", limit: 5);
+        Assert.Equal(5, frame.Rows.Count);
+        Assert.Equal("Ankle boot", frame["Label"][0]);
+        Assert.Equal(785, frame.Columns.Count);
+    }
+
+    [Fact]
+    public void NumberOfThreadsAppliesDuringFitAndIsRestored()
+    {
+        var ml = new MLContext();
+        int before = TorchSharp.torch.get_num_threads();
+        var o = Fixtures.QuickMlp(1);
+        o.NumberOfThreads = 1;
+        using var model = ml.Deep().Mlp(o).Fit(Fixtures.DigitsBinary(ml, "train"));
+        Assert.Equal(before, TorchSharp.torch.get_num_threads());
+    }
+}

@@ -65,9 +65,23 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public DeepTransformer Fit(IDataView trainData, IDataView? validationData)
     {
         ArgumentNullException.ThrowIfNull(trainData);
-        var o = TrainerOptions;
-        o.Validate();
+        TrainerOptions.Validate();
         DeepRuntime.EnsureNativeLibrary();
+        int threads = torch.get_num_threads();
+        if (TrainerOptions.NumberOfThreads is int n) torch.set_num_threads(n);
+        try
+        {
+            return FitCore(trainData, validationData);
+        }
+        finally
+        {
+            if (TrainerOptions.NumberOfThreads is not null) torch.set_num_threads(threads);
+        }
+    }
+
+    private DeepTransformer FitCore(IDataView trainData, IDataView? validationData)
+    {
+        var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
         int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName);
@@ -134,13 +148,12 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             ch.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
         }
 
-        var callbacks = new List<ITrainingCallback>
-        {
-            new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)),
-        };
+        // Progress runs last, so its end-of-training line sees the epoch early stopping restored.
+        var callbacks = new List<ITrainingCallback>();
         if (early != null) callbacks.Add(early);
         if (o.CheckpointDirectory is string dir)
             callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));
+        callbacks.Add(new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)));
 
         var loop = new TrainingLoop
         {

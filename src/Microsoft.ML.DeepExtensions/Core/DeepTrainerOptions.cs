@@ -66,10 +66,16 @@ public abstract class DeepTrainerOptions
     public EarlyStoppingOptions? EarlyStopping { get; set; }
 
     /// <summary>
-    /// Seed for weight initialisation, dropout and shuffling. Same seed and data give identical weights on CPU.
+    /// Seed for weight initialisation, dropout and shuffling. Same seed, data and thread count give identical weights on CPU.
     /// Null takes a seed from the <see cref="MLContext"/> (deterministic when it was created with a seed).
     /// </summary>
     public int? Seed { get; set; }
+
+    /// <summary>
+    /// CPU threads torch may use while this trainer fits (torch's setting is process-wide: it is restored after Fit);
+    /// null keeps torch's default (one per core). Results are bit-identical for a given seed and thread count.
+    /// </summary>
+    public int? NumberOfThreads { get; set; }
 
     /// <summary>Where to train; null uses <see cref="MLContext.GpuDeviceId"/> if set, else <see cref="DeepDevice.Auto"/>.</summary>
     [JsonIgnore]
@@ -118,6 +124,7 @@ public abstract class DeepTrainerOptions
         Check(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "0 or more");
         Check(GradientClipNorm is null or > 0, nameof(GradientClipNorm), GradientClipNorm, "positive or null");
         Check(CheckpointEveryEpochs >= 1, nameof(CheckpointEveryEpochs), CheckpointEveryEpochs, "at least 1");
+        Check(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "at least 1 or null");
         Check(CacheBudgetMegabytes >= 0, nameof(CacheBudgetMegabytes), CacheBudgetMegabytes, "0 or more");
         if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
         if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));

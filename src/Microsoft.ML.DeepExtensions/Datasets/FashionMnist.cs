@@ -112,7 +112,8 @@ public static class FashionMnist
     public static IDataView Load(MLContext context, string? directory = null, string split = "t10k", int? limit = null)
     {
         var images = Read(directory, split, limit);
-        var rows = images.Select(i => new Row { Label = i.Label + 1u, Features = i.Pixels.Select(p => p / 255f).ToArray() });
+        // LoadFromEnumerable reads a Key-typed field as 0-based and adds 1 itself (0 stays reserved for "missing").
+        var rows = images.Select(i => new Row { Label = i.Label, Features = i.Pixels.Select(p => p / 255f).ToArray() });
         var schema = SchemaDefinition.Create(typeof(Row));
         schema[nameof(Row.Label)].ColumnType = new KeyDataViewType(typeof(uint), ClassNames.Count);
         var names = ClassNames.Select(n => n.AsMemory()).ToArray();
