@@ -39,6 +39,17 @@ public sealed class DeepCatalog
             HiddenLayers = hiddenLayers ?? new MlpTrainer.Options().HiddenLayers,
         });
 
+    /// <summary>A convolutional network trainer for images.</summary>
+    public CnnTrainer Cnn(CnnTrainer.Options options) => new(Context, options);
+
+    /// <summary>A convolutional network trainer with the default architecture for images of <paramref name="imageShape"/> (null: inferred).</summary>
+    public CnnTrainer Cnn(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
+        ImageShape? imageShape = null, int epochs = 5) =>
+        new(Context, new CnnTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, ImageShape = imageShape, Epochs = epochs,
+        });
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 

@@ -45,6 +45,12 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// <summary>Which tasks the family supports.</summary>
     protected virtual bool Supports(DeepTask task) => true;
 
+    /// <summary>
+    /// Whether <see cref="DeepTrainerOptions.StandardizeFeatures"/> standardises each feature on its own (tabular data)
+    /// or all features with one mean and deviation (images, where pixels share a scale and shifts move them around).
+    /// </summary>
+    protected virtual bool StandardizePerFeature => true;
+
     /// <summary>Whether binary models get a calibrated <c>Probability</c> column.</summary>
     protected virtual bool HasProbability => true;
 
@@ -131,9 +137,10 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         // 3. Network, seeded once per Fit.
         torch.manual_seed(seed);
         var network = new DeepNetwork(spec);
-        network.SetStatistics(
-            o.StandardizeFeatures ? train.FeatureMean : new float[inputSize],
-            o.StandardizeFeatures ? train.FeatureStd : Enumerable.Repeat(1f, inputSize).ToArray(),
+        var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+            : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
+            : train.GlobalStatistics();
+        network.SetStatistics(mean, std,
             label.Task == DeepTask.Regression ? train.TargetMean : 0,
             label.Task == DeepTask.Regression ? train.TargetStd : 1);
         network.to(device);

@@ -108,6 +108,15 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
+    /// <summary>One mean and deviation over all features (pooled from the per-feature statistics), repeated per feature.</summary>
+    public (float[] Mean, float[] Std) GlobalStatistics()
+    {
+        double mean = FeatureMean.Average(m => (double)m);
+        double second = FeatureMean.Zip(FeatureStd, (m, s) => (double)s * s + (double)m * m).Average();
+        float std = (float)Math.Sqrt(Math.Max(second - mean * mean, 0));
+        return (Enumerable.Repeat((float)mean, FeatureSize).ToArray(), Enumerable.Repeat(std, FeatureSize).ToArray());
+    }
+
     /// <summary>Mini-batches for one epoch; shuffled by <paramref name="shuffleSeed"/> when given. Dispose each batch.</summary>
     public IEnumerable<(Tensor X, Tensor Y)> Batches(int batchSize, int? shuffleSeed, Device device, CancellationToken token)
     {

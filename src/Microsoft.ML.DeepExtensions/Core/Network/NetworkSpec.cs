@@ -12,6 +12,7 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "family")]
 [JsonDerivedType(typeof(MlpSpec), "mlp")]
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
+[JsonDerivedType(typeof(CnnSpec), "cnn")]
 public abstract class NetworkSpec
 {
     /// <summary>Length of the flattened feature vector the network reads.</summary>
