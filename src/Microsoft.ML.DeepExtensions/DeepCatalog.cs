@@ -50,6 +50,13 @@ public sealed class DeepCatalog
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, ImageShape = imageShape, Epochs = epochs,
         });
 
+    /// <summary>
+    /// Trains a CNN and outputs its penultimate layer as the float vector column <paramref name="outputColumnName"/>,
+    /// for a classic trainer to learn on in the same pipeline.
+    /// </summary>
+    public DeepFeaturizerEstimator CnnFeaturizer(CnnTrainer.Options options, string outputColumnName = "CnnFeatures") =>
+        new(new CnnTrainer(Context, options), outputColumnName);
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 

@@ -163,6 +163,34 @@ public class CnnTests
         }
     }
 
+    [Fact]
+    public void CnnFeaturesFeedLightGbmInTheSamePipeline()
+    {
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(FashionMnist.Load(ml, FashionMnist.FindDirectory("t10k"), "t10k", limit: 3000), 0.3, seed: 1);
+        var cnn = new CnnTrainer.Options { Epochs = 2, Seed = 1, DenseLayers = [64], ValidationFraction = 0 };
+        var pipeline = ml.Deep().CnnFeaturizer(cnn, "CnnFeatures")
+            .Append(ml.MulticlassClassification.Trainers.LightGbm(new Microsoft.ML.Trainers.LightGbm.LightGbmMulticlassTrainer.Options
+            {
+                LabelColumnName = "Label", FeatureColumnName = "CnnFeatures", NumberOfIterations = 30, NumberOfThreads = 1, Seed = 1,
+            }));
+        var model = pipeline.Fit(split.TrainSet);
+        var scored = model.Transform(split.TestSet);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 64), scored.Schema["CnnFeatures"].Type);
+        var m = ml.MulticlassClassification.Evaluate(scored);
+        _out.WriteLine($"CNN features → LightGBM: micro accuracy {m.MicroAccuracy:F4}");
+        Assert.True(m.MicroAccuracy > 0.75, $"accuracy {m.MicroAccuracy}");
+
+        var path = Path.Combine(Fixtures.TempDir(), "featurizer.zip");
+        ml.Model.Save(model, split.TestSet.Schema, path);
+        var loaded = new MLContext().Deep().LoadModel(path, out _);
+        var before = scored.GetColumn<float[]>("CnnFeatures").Take(50).ToList();
+        var after = loaded.Transform(split.TestSet).GetColumn<float[]>("CnnFeatures").Take(50).ToList();
+        Assert.Equal(before, after);
+        var featurizer = (DeepTransformer)model.First();
+        Assert.Contains("featurizer", featurizer.ToString());
+    }
+
     public sealed class ImageRow
     {
         public string ImagePath { get; set; }

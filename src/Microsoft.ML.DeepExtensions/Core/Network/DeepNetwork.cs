@@ -52,6 +52,31 @@ internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
     /// <summary>Raw output in training units (standardised for regression).</summary>
     public override Tensor forward(Tensor x) => body.call(Standardize(x));
 
+    /// <summary>The penultimate layer: every layer of the body but the output layer.</summary>
+    public Tensor Embed(Tensor x)
+    {
+        var layers = PenultimateLayers();
+        var h = Standardize(x);
+        foreach (var layer in layers)
+        {
+            var next = layer.call(h);
+            if (!ReferenceEquals(h, x)) h.Dispose();
+            h = next;
+        }
+        return h;
+    }
+
+    /// <summary>Width of <see cref="Embed"/>'s output: the input size of the output layer.</summary>
+    public int EmbeddingSize => (int)((TorchSharp.Modules.Linear)OutputLayer()).in_features;
+
+    private nn.Module<Tensor, Tensor>[] PenultimateLayers() => Children()[..^1];
+
+    private nn.Module<Tensor, Tensor> OutputLayer() => Children()[^1];
+
+    private nn.Module<Tensor, Tensor>[] Children() => body is TorchSharp.Modules.Sequential seq
+        ? seq.children().Cast<nn.Module<Tensor, Tensor>>().ToArray()
+        : throw new NotSupportedException("This network has no hidden layers to take features from.");
+
     /// <summary>Output in label units: regression outputs are un-standardised.</summary>
     public Tensor Predict(Tensor x) => forward(x) * target_scale + target_mean;
 }

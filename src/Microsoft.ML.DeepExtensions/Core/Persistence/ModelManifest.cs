@@ -27,6 +27,10 @@ internal sealed class ModelManifest
     /// <summary>False for non-calibrated binary models (the perceptron): no Probability column.</summary>
     public bool HasProbability { get; set; } = true;
     public TrainingHistory History { get; set; } = new();
+    /// <summary>When set, the model is a featurizer: it outputs the penultimate layer under this column name.</summary>
+    public string? FeaturesColumnName { get; set; }
+    /// <summary>Width of the penultimate layer (featurizers).</summary>
+    public int FeaturesSize { get; set; }
     public JsonElement? TrainerOptions { get; set; }
 
     internal static readonly JsonSerializerOptions Json = new()

@@ -99,9 +99,27 @@ public sealed class DeepTransformer : ITransformer, IDisposable
         var x = torch.tensor(features.AsSpan(0, rows * Manifest.Spec.InputSize).ToArray(), [rows, Manifest.Spec.InputSize]);
         if (Device.type != DeviceType.CPU) x = x.to(Device);
         Tensor y;
-        lock (_lock) y = _network.Predict(x);
-        if (Manifest.Task == DeepTask.MulticlassClassification) y = y.softmax(1);
+        lock (_lock) y = Manifest.FeaturesColumnName is null ? _network.Predict(x) : _network.Embed(x);
+        if (Manifest.Task == DeepTask.MulticlassClassification && Manifest.FeaturesColumnName is null) y = y.softmax(1);
         return y.cpu().data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// A transformer that outputs this network's penultimate layer (the input of its output layer) as a float vector
+    /// column, so a classic ML.NET trainer (LightGBM, SDCA, ...) can learn on the learned features. It holds its own
+    /// copy of the weights and saves and loads like any deep model.
+    /// </summary>
+    /// <param name="outputColumnName">The vector column to add.</param>
+    public DeepTransformer Featurizer(string outputColumnName = "DeepFeatures")
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputColumnName);
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) Write(w);
+        ms.Position = 0;
+        var copy = Read(new BinaryReader(ms), Device);
+        copy.Manifest.FeaturesColumnName = outputColumnName;
+        copy.Manifest.FeaturesSize = copy._network.EmbeddingSize;
+        return copy;
     }
 
     /// <summary>Writes the model into an ML.NET model repository entry (called by <c>mlContext.Model.Save</c>).</summary>
@@ -177,5 +195,7 @@ public sealed class DeepTransformer : ITransformer, IDisposable
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"DeepTransformer({Family}, {Task}, {Manifest.Spec.InputSize} inputs)";
+    public override string ToString() => Manifest.FeaturesColumnName is string f
+        ? $"DeepTransformer({Family} featurizer → {f}[{Manifest.FeaturesSize}])"
+        : $"DeepTransformer({Family}, {Task}, {Manifest.Spec.InputSize} inputs)";
 }

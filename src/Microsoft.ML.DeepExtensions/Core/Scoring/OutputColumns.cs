@@ -18,7 +18,8 @@ internal sealed class OutputColumns
         foreach (var (name, type, annotations) in Columns(manifest))
             builder.AddColumn(name, type, annotations);
         Schema = builder.ToSchema();
-        Width = manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount : 1;
+        Width = manifest.FeaturesColumnName is not null ? manifest.FeaturesSize
+            : manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount : 1;
     }
 
     public DataViewSchema Input { get; }
@@ -32,6 +33,11 @@ internal sealed class OutputColumns
     /// <summary>The appended columns: name, type, annotations.</summary>
     public static IEnumerable<(string Name, DataViewType Type, DataViewSchema.Annotations? Annotations)> Columns(ModelManifest m)
     {
+        if (m.FeaturesColumnName is string features)
+        {
+            yield return (features, new VectorDataViewType(NumberDataViewType.Single, m.FeaturesSize), null);
+            yield break;
+        }
         switch (m.Task)
         {
             case DeepTask.BinaryClassification:
@@ -65,6 +71,17 @@ internal sealed class OutputColumns
     /// </summary>
     public static float Probability(float logit) => (float)Math.Clamp(1 / (1 + Math.Exp(-logit)), 1e-7, 1 - 1e-7);
 
+    private ValueGetter<VBuffer<float>> VectorGetter(Func<float[]> batch, Func<int> row)
+    {
+        int k = Width;
+        return (ref VBuffer<float> dst) =>
+        {
+            var editor = VBufferEditor.Create(ref dst, k);
+            batch().AsSpan(row() * k, k).CopyTo(editor.Values);
+            dst = editor.Commit();
+        };
+    }
+
     /// <summary>Whether output column <paramref name="index"/> (schema index) is one of ours.</summary>
     public bool IsOutput(int index) => index >= InputCount;
 
@@ -75,18 +92,11 @@ internal sealed class OutputColumns
     public Delegate Getter(int index, Func<float[]> batch, Func<int> row)
     {
         string name = Schema[index].Name;
+        if (Manifest.FeaturesColumnName is not null) return VectorGetter(batch, row);
         switch (Manifest.Task)
         {
             case DeepTask.MulticlassClassification when name == ColumnNames.Score:
-            {
-                int k = Width;
-                return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-                {
-                    var editor = VBufferEditor.Create(ref dst, k);
-                    batch().AsSpan(row() * k, k).CopyTo(editor.Values);
-                    dst = editor.Commit();
-                });
-            }
+                return VectorGetter(batch, row);
             case DeepTask.MulticlassClassification:
             {
                 int k = Width;
