@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Network;
 using Microsoft.ML.DeepExtensions.Persistence;
@@ -51,6 +52,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected virtual bool StandardizePerFeature => true;
 
+    /// <summary>For families that read images: the shape an image column of <paramref name="featureType"/> is decoded to; null otherwise.</summary>
+    protected virtual ImageShape? ImageInput(DataViewType featureType) => null;
+
     /// <summary>Whether binary models get a calibrated <c>Probability</c> column.</summary>
     protected virtual bool HasProbability => true;
 
@@ -90,13 +94,14 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName);
+        var image = ImageInput(ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type);
+        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image);
         var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
         if (validationData != null)
         {
-            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName);
+            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
             ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
         }
@@ -113,11 +118,11 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         // 2. Data: one validating pass; cached as tensors when it fits the budget.
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
-        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
+        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
             split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training");
         var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
-            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, o.LabelColumnName, label,
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
+            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
                 RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true)
             : null;
         if (valid is { Count: 0 })
@@ -212,7 +217,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: ImageInput(new ImageDataViewType()) != null);
         var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 
 namespace Microsoft.ML.DeepExtensions.Data;
 
@@ -26,15 +27,26 @@ internal static class ColumnChecks
         throw new ArgumentException($"{role} column '{name}' was not found in the data. Available columns: {available}.", name);
     }
 
-    /// <summary>The flattened feature size: a Single scalar (1) or a known-size vector of Single.</summary>
-    public static int FeatureSize(DataViewSchema schema, string name)
+    /// <summary>
+    /// The flattened feature size: a Single scalar (1), a known-size vector of Single, or — for networks that read
+    /// images (<paramref name="image"/> given) — an image column of that shape.
+    /// </summary>
+    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null)
     {
         var col = Find(schema, name, "Feature");
-        return FeatureSize(col.Type, name);
+        return FeatureSize(col.Type, name, image);
     }
 
-    public static int FeatureSize(DataViewType type, string name)
+    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null)
     {
+        if (type is ImageDataViewType img)
+        {
+            if (image is null)
+                throw new ArgumentException($"Feature column '{name}' holds images; this trainer needs a vector of Single (use ExtractPixels), or use CnnTrainer.", name);
+            if (img.Height > 0 && img.Width > 0 && (img.Height != image.Height || img.Width != image.Width))
+                throw new ArgumentException($"Feature column '{name}' holds {img.Height}×{img.Width} images, but the network expects {image.Height}×{image.Width}; add ResizeImages.", name);
+            return image.Size;
+        }
         if (type == NumberDataViewType.Single) return 1;
         if (type is VectorDataViewType v && v.ItemType == NumberDataViewType.Single)
         {
@@ -89,11 +101,12 @@ internal static class ColumnChecks
         shape.Where(c => c.Name == name).Select(c => (SchemaShape.Column?)c).LastOrDefault();
 
     /// <summary>SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed).</summary>
-    public static void CheckShape(SchemaShape shape, string featureName, string labelName)
+    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false)
     {
         if (Find(shape, featureName) is not { } f)
             throw new ArgumentException($"Feature column '{featureName}' was not found in the input schema.", featureName);
-        if (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector)
+        bool image = imagesAllowed && f.ItemType is ImageDataViewType && f.Kind == SchemaShape.Column.VectorKind.Scalar;
+        if (!image && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
             throw new ArgumentException($"Feature column '{featureName}' must be a known-size vector of Single (or a Single); found {f.Kind} of {f.ItemType}.", featureName);
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);

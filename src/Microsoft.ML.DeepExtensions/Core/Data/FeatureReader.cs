@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 
 namespace Microsoft.ML.DeepExtensions.Data;
 
@@ -12,16 +13,24 @@ internal sealed class FeatureReader
     private readonly int _size;
     private readonly ValueGetter<VBuffer<float>>? _vector;
     private readonly ValueGetter<float>? _scalar;
+    private readonly ValueGetter<MLImage>? _image;
+    private readonly ImageShape? _shape;
+    private MLImage? _img;
     private readonly Func<float>? _label;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
-    public FeatureReader(DataViewRowCursor cursor, string featureName, int size, string? labelName = null, LabelInfo? label = null)
+    public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null)
     {
         _featureName = featureName;
         _size = size;
         var col = cursor.Schema[featureName];
         if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
+        else if (col.Type is ImageDataViewType)
+        {
+            _image = cursor.GetGetter<MLImage>(col);
+            _shape = image ?? throw new ArgumentException($"Feature column '{featureName}' holds images but no image shape was given.", featureName);
+        }
         else _scalar = cursor.GetGetter<float>(col);
         if (labelName != null && label != null)
         {
@@ -42,6 +51,12 @@ internal sealed class FeatureReader
             float v = 0;
             _scalar(ref v);
             dst[0] = v;
+        }
+        else if (_image != null)
+        {
+            _image(ref _img!);
+            ReadImage(_img, dst, row);
+            return;
         }
         else
         {
@@ -65,6 +80,37 @@ internal sealed class FeatureReader
                     "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) or filter the rows.");
     }
 
+    /// <summary>
+    /// An <see cref="MLImage"/> as planar channels × height × width floats (0–255): one channel is the luminance,
+    /// three are red, green, blue (four add alpha).
+    /// </summary>
+    private void ReadImage(MLImage? image, Span<float> dst, long row)
+    {
+        var s = _shape!;
+        if (image is null)
+            throw new InvalidOperationException($"Feature column '{_featureName}' has no image in row {row} (the file could not be loaded).");
+        if (image.Width != s.Width || image.Height != s.Height)
+            throw new InvalidOperationException(
+                $"Feature column '{_featureName}' has a {image.Height}×{image.Width} image in row {row}; the network expects {s.Height}×{s.Width}. Add ResizeImages.");
+        if (s.Channels is not (1 or 3 or 4))
+            throw new InvalidOperationException($"Feature column '{_featureName}': images give 1 (gray), 3 (RGB) or 4 (RGBA) channels, not {s.Channels}.");
+        if (image.PixelFormat is not (MLPixelFormat.Rgba32 or MLPixelFormat.Bgra32))
+            throw new InvalidOperationException($"Feature column '{_featureName}' has an image of pixel format {image.PixelFormat} in row {row}; expected 32-bit RGBA or BGRA.");
+        var px = image.Pixels;
+        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+        int plane = s.Height * s.Width;
+        for (int i = 0; i < plane; i++)
+        {
+            byte r = px[4 * i + (bgra ? 2 : 0)], g = px[4 * i + 1], b = px[4 * i + (bgra ? 0 : 2)];
+            if (s.Channels == 1) dst[i] = 0.299f * r + 0.587f * g + 0.114f * b;
+            else
+            {
+                dst[i] = r; dst[plane + i] = g; dst[2 * plane + i] = b;
+                if (s.Channels == 4) dst[3 * plane + i] = px[4 * i + 3];
+            }
+        }
+    }
+
     /// <summary>The current row's label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
     public float ReadLabel(long row)
     {
@@ -74,7 +120,7 @@ internal sealed class FeatureReader
         return y;
     }
 
-    private static Func<float> LabelGetter(DataViewRowCursor cursor, DataViewSchema.Column col, LabelInfo info)
+    private static Func<float> LabelGetter(DataViewRow cursor, DataViewSchema.Column col, LabelInfo info)
     {
         string name = col.Name;
         switch (info.Kind)

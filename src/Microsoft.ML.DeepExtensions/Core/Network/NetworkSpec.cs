@@ -21,6 +21,10 @@ public abstract class NetworkSpec
     /// <summary>Outputs: 1 (binary logit or regression value) or the number of classes.</summary>
     public int OutputSize { get; set; }
 
+    /// <summary>The image shape an image feature column is decoded to, for networks that read images; null otherwise.</summary>
+    [JsonIgnore]
+    public virtual ImageShape? InputImage => null;
+
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]
     public abstract string Family { get; }

@@ -53,7 +53,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
             if (scoringSource is not null)
             {
                 _ahead = scoringSource.GetRowCursor([scoringSource.Schema[model.FeatureColumnName]]);
-                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize);
+                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.Spec.InputImage);
             }
         }
 
@@ -128,9 +128,7 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
         private readonly OutputColumns _outputs;
         private readonly HashSet<int> _active;
         private readonly float[] _features;
-        private ValueGetter<VBuffer<float>>? _vector;
-        private ValueGetter<float>? _scalar;
-        private VBuffer<float> _buffer;
+        private FeatureReader? _reader;
         private float[] _scores = [];
         private long _scoredPosition = -1;
 
@@ -149,23 +147,8 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
         private float[] Scores()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return _scores;
-            var col = _input.Schema[_model.FeatureColumnName];
-            if (col.Type is VectorDataViewType)
-            {
-                _vector ??= _input.GetGetter<VBuffer<float>>(col);
-                _vector(ref _buffer);
-                if (_buffer.Length != _features.Length)
-                    throw new InvalidOperationException($"Feature column '{col.Name}' has {_buffer.Length} values; the model expects {_features.Length}.");
-                _buffer.CopyTo(_features);
-            }
-            else
-            {
-                _scalar ??= _input.GetGetter<float>(col);
-                _scalar(ref _features[0]);
-            }
-            for (int i = 0; i < _features.Length; i++)
-                if (!float.IsFinite(_features[i]))
-                    throw new InvalidOperationException($"Feature column '{col.Name}' has a non-finite value ({_features[i]}) in slot {i}.");
+            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.Spec.InputImage);
+            _reader.ReadFeatures(_features, _input.Position);
             _scores = _model.ScoreBatch(_features, 1);
             _scoredPosition = _input.Position;
             return _scores;

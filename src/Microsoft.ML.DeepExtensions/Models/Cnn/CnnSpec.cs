@@ -86,6 +86,9 @@ public sealed class CnnSpec : NetworkSpec
     /// <inheritdoc />
     public override string Family => "CNN";
 
+    /// <inheritdoc />
+    public override ImageShape? InputImage => new(Channels, Height, Width);
+
     /// <summary>The output shape (channels, height, width) after each block's convolution and pooling; throws naming the block whose map shrinks below 1×1.</summary>
     public IReadOnlyList<(int C, int H, int W, int ConvH, int ConvW)> Shapes()
     {

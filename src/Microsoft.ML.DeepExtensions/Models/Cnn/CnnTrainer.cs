@@ -71,6 +71,13 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Cnn(options)</c>).</summary>
     public CnnTrainer(MLContext context, Options options) : base(context, options, nameof(CnnTrainer)) { }
 
+    /// <summary>An MLImage column is decoded to <see cref="Options.ImageShape"/> (default: 3 channels at the column's fixed size).</summary>
+    protected override ImageShape? ImageInput(DataViewType featureType) =>
+        featureType is not Microsoft.ML.Transforms.Image.ImageDataViewType img ? null
+        : TrainerOptions.ImageShape ?? (img.Height > 0 && img.Width > 0 ? new ImageShape(3, img.Height, img.Width) : null)
+          ?? throw new ArgumentException($"Feature column '{TrainerOptions.FeatureColumnName}' holds images of varying size; set ImageShape (and ResizeImages to it).",
+              TrainerOptions.FeatureColumnName);
+
     /// <summary>Pixels share one scale: standardise with one mean and deviation.</summary>
     protected override bool StandardizePerFeature => false;
 
