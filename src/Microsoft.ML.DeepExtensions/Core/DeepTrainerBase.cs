@@ -142,38 +142,38 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         // 3. Network, seeded once per Fit.
         torch.manual_seed(seed);
         var network = new DeepNetwork(spec);
-        var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
-            : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
-            : train.GlobalStatistics();
-        network.SetStatistics(mean, std,
-            label.Task == DeepTask.Regression ? train.TargetMean : 0,
-            label.Task == DeepTask.Regression ? train.TargetStd : 1);
-        network.to(device);
-
         var history = new TrainingHistory();
-        using var loss = new LossFunction(label.Task, o.Loss, ClassWeights(o, label, train), device);
-        using var stepper = CreateStepper(network, loss, label.Task);
-        int firstEpoch = 1;
-        if (o.ResumeFromCheckpoint is string resume)
-        {
-            firstEpoch = Checkpoint.Read(resume, spec, network, stepper, out history) + 1;
-            ch.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
-        }
-
-        // Progress runs last, so its end-of-training line sees the epoch early stopping restored.
-        var callbacks = new List<ITrainingCallback>();
-        if (early != null) callbacks.Add(early);
-        if (o.CheckpointDirectory is string dir)
-            callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));
-        callbacks.Add(new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)));
-
-        var loop = new TrainingLoop
-        {
-            Network = network, Stepper = stepper, Loss = loss, Train = train, Validation = valid, Options = o,
-            Task = label.Task, Device = device, Seed = seed, Callbacks = callbacks,
-        };
         try
         {
+            var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+                : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
+                : train.GlobalStatistics();
+            network.SetStatistics(mean, std,
+                label.Task == DeepTask.Regression ? train.TargetMean : 0,
+                label.Task == DeepTask.Regression ? train.TargetStd : 1);
+            network.to(device);
+
+            using var loss = new LossFunction(label.Task, o.Loss, ClassWeights(o, label, train), device);
+            using var stepper = CreateStepper(network, loss, label.Task);
+            int firstEpoch = 1;
+            if (o.ResumeFromCheckpoint is string resume)
+            {
+                firstEpoch = Checkpoint.Read(resume, spec, network, stepper, out history) + 1;
+                ch.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
+            }
+
+            // Progress runs last, so its end-of-training line sees the epoch early stopping restored.
+            var callbacks = new List<ITrainingCallback>();
+            if (early != null) callbacks.Add(early);
+            if (o.CheckpointDirectory is string dir)
+                callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));
+            callbacks.Add(new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)));
+
+            var loop = new TrainingLoop
+            {
+                Network = network, Stepper = stepper, Loss = loss, Train = train, Validation = valid, Options = o,
+                Task = label.Task, Device = device, Seed = seed, Callbacks = callbacks,
+            };
             if (firstEpoch <= o.Epochs) loop.Run(history, firstEpoch);
         }
         catch
