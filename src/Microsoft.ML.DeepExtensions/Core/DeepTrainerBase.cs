@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Network;
 using Microsoft.ML.DeepExtensions.Persistence;
@@ -51,6 +50,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// or all features with one mean and deviation (images, where pixels share a scale and shifts move them around).
     /// </summary>
     protected virtual bool StandardizePerFeature => true;
+
+    /// <summary>Whether the family reads an image (MLImage) feature column as well as float vectors.</summary>
+    protected virtual bool AcceptsImages => false;
 
     /// <summary>For families that read images: the shape an image column of <paramref name="featureType"/> is decoded to; null otherwise.</summary>
     protected virtual ImageShape? ImageInput(DataViewType featureType) => null;
@@ -217,7 +219,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: ImageInput(new ImageDataViewType()) != null);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages);
         var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification

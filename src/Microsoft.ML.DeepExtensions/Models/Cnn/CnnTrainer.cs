@@ -71,6 +71,9 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Cnn(options)</c>).</summary>
     public CnnTrainer(MLContext context, Options options) : base(context, options, nameof(CnnTrainer)) { }
 
+    /// <inheritdoc />
+    protected override bool AcceptsImages => true;
+
     /// <summary>An MLImage column is decoded to <see cref="Options.ImageShape"/> (default: 3 channels at the column's fixed size).</summary>
     protected override ImageShape? ImageInput(DataViewType featureType) =>
         featureType is not Microsoft.ML.Transforms.Image.ImageDataViewType img ? null
