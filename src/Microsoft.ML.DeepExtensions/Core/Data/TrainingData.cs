@@ -123,7 +123,8 @@ internal sealed class TrainingData : IDisposable
     {
         if (_x is not null)
         {
-            using var perm = shuffleSeed is int s ? tensor(Permutation(Count, s), device: _x.device) : null;
+            // Created on the first MoveNext: keep it out of whatever dispose scope the caller has open then.
+            using var perm = shuffleSeed is int s ? tensor(Permutation(Count, s), device: _x.device).DetachFromDisposeScope() : null;
             for (long start = 0; start < Count; start += batchSize)
             {
                 token.ThrowIfCancellationRequested();
