@@ -1,0 +1,66 @@
+using System.Globalization;
+
+namespace Microsoft.ML.DeepExtensions.Benchmarks;
+
+/// <summary>Command-line entry: <c>dotnet run -c Release --project benchmarks/Microsoft.ML.DeepExtensions.Benchmarks -- mlp [options]</c>.</summary>
+public static class Program
+{
+    private const string Usage = """
+        Microsoft.ML.DeepExtensions benchmarks
+
+        Usage: dotnet run -c Release --project benchmarks/Microsoft.ML.DeepExtensions.Benchmarks -- <benchmark> [options]
+
+        Benchmarks:
+          mlp     MlpTrainer inside an ML.NET pipeline vs a raw TorchSharp loop (784-256-128-10, Adam, Fashion-MNIST)
+
+        Options (mlp):
+          --epochs N          epochs per run (default 3; the first epoch of every run is warm-up and is dropped)
+          --rounds N          alternating raw/pipeline rounds (default 4; order alternates raw,pipeline / pipeline,raw)
+          --limit N           use only the first N training images (default: all 60,000)
+          --test-limit N      use only the first N test images (default: all 10,000)
+          --batch N           batch size (default 128)
+          --seed N            seed for weights and shuffling (default 42)
+          --threads N         torch intra-op threads (default: TorchSharp's default)
+          --no-standardize    turn off MlpTrainer's feature standardisation (and the raw loop's matching pre-scaling)
+          --no-warmup         skip the untimed warm-up of both sides on a small slice
+          --data DIR          Fashion-MNIST folder (default: $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)
+          --output FILE       markdown report (default: benchmarks/results/mlp-fashion-mnist.md; '-' for none)
+        """;
+
+    /// <summary>Runs the named benchmark; returns 0 when it ran (whether or not the target was met: timings are noisy), 2 on bad usage.</summary>
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            switch (args[0])
+            {
+                case "mlp":
+                    var settings = MlpBenchmark.Settings.Parse(args[1..]);
+                    return new MlpBenchmark(settings).Run();
+                default:
+                    Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");
+                    Console.Error.WriteLine(Usage);
+                    return 2;
+            }
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+    }
+
+    /// <summary>Parses a positive integer option value.</summary>
+    internal static int PositiveInt(string option, string? value)
+    {
+        if (value is null || !int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) || n < 1)
+            throw new ArgumentException($"Option {option} needs a positive integer; got '{value}'.");
+        return n;
+    }
+}
