@@ -25,6 +25,25 @@ internal static class PipelineMlp
     public sealed record Result(double[] EpochSeconds, double[] EpochCpuSeconds, double LoadSeconds, double FitSeconds, double TotalSeconds, double FinalLoss,
         double TestAccuracy, double MacroAccuracy);
 
+    /// <summary>CnnTrainer's defaults, with the benchmark's optimiser, batch, epochs and seed and no validation split.</summary>
+    public static CnnTrainer.Options CnnOptions(MlpBenchmark.Settings s) => new()
+    {
+        LabelColumnName = "Label",
+        FeatureColumnName = PixelsColumn,
+        ImageShape = new ImageShape(1, FashionMnist.Side, FashionMnist.Side),
+        LearningRate = MlpBenchmark.LearningRate,
+        BatchSize = s.BatchSize,
+        Epochs = s.Epochs,
+        ValidationFraction = 0,
+        StandardizeFeatures = s.Standardize,
+        Seed = s.Seed,
+        Device = DeepDevice.Cpu,
+    };
+
+    /// <summary>The exact network CnnTrainer builds for Fashion-MNIST, for the raw loop.</summary>
+    public static Microsoft.ML.DeepExtensions.Models.CnnSpec CnnSpec(MlpBenchmark.Settings s) =>
+        (Microsoft.ML.DeepExtensions.Models.CnnSpec)new MLContext().Deep().Cnn(CnnOptions(s)).Spec(FashionMnist.Pixels, FashionMnist.ClassNames.Count);
+
     public static Result Run(MlpBenchmark.Settings s)
     {
         var ml = new MLContext(seed: s.Seed);
@@ -33,6 +52,8 @@ internal static class PipelineMlp
         double loadSeconds = total.Elapsed.TotalSeconds;
 
         var clock = new EpochCpuClock();
+        var cnn = CnnOptions(s);
+        cnn.Progress = clock;
         var options = new MlpTrainer.Options
         {
             LabelColumnName = "Label",
@@ -52,7 +73,7 @@ internal static class PipelineMlp
             Progress = clock,
         };
         var pipeline = ml.Transforms.CopyColumns(PixelsColumn, "Features")
-            .Append(ml.Deep().Mlp(options));
+            .Append(s.Model == "cnn" ? (IEstimator<DeepTransformer>)ml.Deep().Cnn(cnn) : ml.Deep().Mlp(options));
 
         var fitWatch = Stopwatch.StartNew();
         var model = pipeline.Fit(train);

@@ -12,6 +12,7 @@ public static class Program
 
         Benchmarks:
           mlp     MlpTrainer inside an ML.NET pipeline vs a raw TorchSharp loop (784-256-128-10, Adam, Fashion-MNIST)
+          cnn     CnnTrainer (default network) inside an ML.NET pipeline vs a raw TorchSharp loop on the same network
 
         Options (mlp):
           --epochs N          epochs per run (default 3; the first epoch of every run is warm-up and is dropped)
@@ -40,7 +41,9 @@ public static class Program
             switch (args[0])
             {
                 case "mlp":
+                case "cnn":
                     var settings = MlpBenchmark.Settings.Parse(args[1..]);
+                    settings.Model = args[0];
                     return new MlpBenchmark(settings).Run();
                 default:
                     Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");

@@ -28,7 +28,16 @@ internal static class RawTorchMlp
         // Data: two tensors, standardised once with the training statistics (what MlpTrainer does inside the model).
         var (x, y) = ToTensors(FashionMnist.Read(s.DataDirectory, "train", s.Limit));
         Tensor? mean = null, scale = null;
-        if (s.Standardize)
+        if (s.Standardize && s.Model == "cnn")
+        {
+            // CnnTrainer standardises all pixels with one mean and deviation.
+            mean = x.mean();
+            scale = x.std(unbiased: false).reciprocal();
+            var standardized = (x - mean) * scale;
+            x.Dispose();
+            x = standardized;
+        }
+        else if (s.Standardize)
         {
             mean = x.mean([0L]);
             using var std = x.std(0, unbiased: false);
@@ -42,7 +51,7 @@ internal static class RawTorchMlp
 
         // Model: same layers, same order, same seed as MlpTrainer builds, so the initial weights are identical.
         torch.manual_seed(s.Seed);
-        using var model = nn.Sequential(
+        using var model = s.Model == "cnn" ? PipelineMlp.CnnSpec(s).Build() : nn.Sequential(
             ("dense1", nn.Linear(FashionMnist.Pixels, 256)),
             ("relu1", nn.ReLU()),
             ("dense2", nn.Linear(256, 128)),
