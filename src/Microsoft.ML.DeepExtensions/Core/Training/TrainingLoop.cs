@@ -74,7 +74,8 @@ internal sealed class TrainingLoop
             }
 
             bool converged = Stepper.EndEpoch();
-            var (valLoss, valMetric) = Validation is null ? (null, null) : Evaluate(Validation, token);
+            // Validation is not interrupted: a cancellation that arrives now ends training after this epoch, keeping it.
+            var (valLoss, valMetric) = Validation is null ? (null, null) : Evaluate(Validation, CancellationToken.None);
             Options.LearningRateSchedule?.Observe(valLoss);
             var record = new EpochRecord(epoch, lossSum / Math.Max(1, rows), valLoss, valMetric, MetricName(Task), lr, watch.Elapsed.TotalSeconds)
                 { TotalEpochs = Options.Epochs };
