@@ -26,19 +26,24 @@ internal static class PipelineMlp
         double TestAccuracy, double MacroAccuracy);
 
     /// <summary>CnnTrainer's defaults, with the benchmark's optimiser, batch, epochs and seed and no validation split.</summary>
-    public static CnnTrainer.Options CnnOptions(MlpBenchmark.Settings s) => new()
+    public static CnnTrainer.Options CnnOptions(MlpBenchmark.Settings s) =>
+        Shared(new CnnTrainer.Options { ImageShape = new ImageShape(1, FashionMnist.Side, FashionMnist.Side) }, s);
+
+    /// <summary>The settings both families take from the benchmark: columns, optimiser, batch, epochs, seed, no validation, CPU.</summary>
+    private static T Shared<T>(T o, MlpBenchmark.Settings s) where T : DeepTrainerOptions
     {
-        LabelColumnName = "Label",
-        FeatureColumnName = PixelsColumn,
-        ImageShape = new ImageShape(1, FashionMnist.Side, FashionMnist.Side),
-        LearningRate = MlpBenchmark.LearningRate,
-        BatchSize = s.BatchSize,
-        Epochs = s.Epochs,
-        ValidationFraction = 0,
-        StandardizeFeatures = s.Standardize,
-        Seed = s.Seed,
-        Device = DeepDevice.Cpu,
-    };
+        o.LabelColumnName = "Label";
+        o.FeatureColumnName = PixelsColumn;
+        o.Optimizer = DeepOptimizer.Adam;
+        o.LearningRate = MlpBenchmark.LearningRate;
+        o.BatchSize = s.BatchSize;
+        o.Epochs = s.Epochs;
+        o.ValidationFraction = 0;
+        o.StandardizeFeatures = s.Standardize;
+        o.Seed = s.Seed;
+        o.Device = DeepDevice.Cpu;
+        return o;
+    }
 
     /// <summary>The exact network CnnTrainer builds for Fashion-MNIST, for the raw loop.</summary>
     public static Microsoft.ML.DeepExtensions.Models.CnnSpec CnnSpec(MlpBenchmark.Settings s) =>
@@ -54,24 +59,8 @@ internal static class PipelineMlp
         var clock = new EpochCpuClock();
         var cnn = CnnOptions(s);
         cnn.Progress = clock;
-        var options = new MlpTrainer.Options
-        {
-            LabelColumnName = "Label",
-            FeatureColumnName = PixelsColumn,
-            HiddenLayers = [256, 128],
-            Activation = Activation.Relu,
-            Dropout = 0,
-            BatchNorm = false,
-            Optimizer = DeepOptimizer.Adam,
-            LearningRate = MlpBenchmark.LearningRate,
-            BatchSize = s.BatchSize,
-            Epochs = s.Epochs,
-            ValidationFraction = 0,
-            StandardizeFeatures = s.Standardize,
-            Seed = s.Seed,
-            Device = DeepDevice.Cpu,
-            Progress = clock,
-        };
+        var options = Shared(new MlpTrainer.Options { HiddenLayers = [256, 128], Activation = Activation.Relu, Dropout = 0, BatchNorm = false }, s);
+        options.Progress = clock;
         var pipeline = ml.Transforms.CopyColumns(PixelsColumn, "Features")
             .Append(s.Model == "cnn" ? (IEstimator<DeepTransformer>)ml.Deep().Cnn(cnn) : ml.Deep().Mlp(options));
 
