@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.DeepExtensions.AutoML;
+
+/// <summary>Latency, throughput and size of a fitted candidate, measured the same way for deep and classic ones.</summary>
+internal static class Measurements
+{
+    public static void Measure(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
+    {
+        // Single rows through a PredictionEngine: the feature vector in, the Score out.
+        var input = SchemaDefinition.Create(typeof(FeatureRow));
+        input[0].ColumnName = c.FeatureColumnName;
+        input[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c.FeatureCount);
+        var rows = ml.Data.CreateEnumerable<FeatureRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: input)
+            .Take(samples).ToList();
+        // The engine is deliberately not disposed: ML.NET's PredictionEngine.Dispose disposes a disposable transformer
+        // (a DeepTransformer's network), and the model is still needed — for throughput, size and as the best model.
+        Func<FeatureRow, object> predict;
+        if (c.Task == DeepTask.MulticlassClassification)
+        {
+            var e = ml.Model.CreatePredictionEngine<FeatureRow, VectorScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
+            predict = r => e.Predict(r);
+        }
+        else
+        {
+            var e = ml.Model.CreatePredictionEngine<FeatureRow, ScalarScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
+            predict = r => e.Predict(r);
+        }
+        {
+            foreach (var r in rows.Take(Math.Min(20, rows.Count))) predict(r);   // warm-up
+            var times = new List<double>(rows.Count);
+            foreach (var r in rows)
+            {
+                long start = Stopwatch.GetTimestamp();
+                predict(r);
+                times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            times.Sort();
+            entry.LatencyP50Milliseconds = Percentile(times, 0.50);
+            entry.LatencyP95Milliseconds = Percentile(times, 0.95);
+        }
+
+        // Batch throughput: one Transform over the validation split, every Score computed.
+        var watch = Stopwatch.StartNew();
+        var scored = model.Transform(valid);
+        var score = scored.Schema["Score"];
+        long n = 0;
+        using (var cursor = scored.GetRowCursor([score]))
+        {
+            if (score.Type is VectorDataViewType)
+            {
+                var get = cursor.GetGetter<VBuffer<float>>(score);
+                VBuffer<float> v = default;
+                while (cursor.MoveNext()) { get(ref v); n++; }
+            }
+            else
+            {
+                var get = cursor.GetGetter<float>(score);
+                float v = 0;
+                while (cursor.MoveNext()) { get(ref v); n++; }
+            }
+        }
+        entry.ThroughputRowsPerSecond = n / Math.Max(watch.Elapsed.TotalSeconds, 1e-9);
+
+        // model.zip as mlContext.Model.Save writes it.
+        string path = Path.Combine(Path.GetTempPath(), $"deepext-compare-{Environment.ProcessId}-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, trainSchema, path);
+            entry.ModelBytes = new FileInfo(path).Length;
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private static double Percentile(List<double> sorted, double q) =>
+        sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
+
+    internal sealed class FeatureRow
+    {
+        public float[] Features { get; set; } = [];
+    }
+
+    internal sealed class ScalarScore
+    {
+        public float Score { get; set; }
+    }
+
+    internal sealed class VectorScore
+    {
+        public float[] Score { get; set; } = [];
+    }
+}
+
+/// <summary>Samples the process working set every 20 ms and keeps the peak (managed and native memory).</summary>
+internal sealed class PeakMemorySampler : IDisposable
+{
+    private readonly Timer _timer;
+    private long _peak;
+
+    public PeakMemorySampler()
+    {
+        _peak = Environment.WorkingSet;
+        _timer = new Timer(_ => Sample(), null, 0, 20);
+    }
+
+    public long Peak { get { Sample(); return Interlocked.Read(ref _peak); } }
+
+    private void Sample()
+    {
+        long now = Environment.WorkingSet;
+        long seen;
+        while (now > (seen = Interlocked.Read(ref _peak)) && Interlocked.CompareExchange(ref _peak, now, seen) != seen) { }
+    }
+
+    public void Dispose() => _timer.Dispose();
+}
