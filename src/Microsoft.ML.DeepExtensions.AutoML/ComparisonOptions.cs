@@ -24,8 +24,9 @@ public sealed class ComparisonOptions
     public TimeSpan TimeBudget { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
-    /// Budget per candidate. Null (default): the time left shared equally among the candidates not yet run, so time a
-    /// fast candidate leaves over goes to the later ones (classic candidates run first, deep ones after).
+    /// Budget per candidate. Null (default): classic candidates run first and each may use up to half the time left (a
+    /// classic trainer stopped early has no model; they usually need far less); deep candidates, which keep the epochs
+    /// they finished, share what remains equally. Time a candidate leaves over goes to the later ones.
     /// </summary>
     public TimeSpan? CandidateTimeBudget { get; set; }
 
@@ -59,7 +60,7 @@ public sealed class ComparisonOptions
     /// <summary>Threads per trainer (null: each trainer's default). 1 makes timings comparable and avoids spinning threads on a busy machine.</summary>
     public int? NumberOfThreads { get; set; }
 
-    /// <summary>Single-row predictions timed for the p50/p95 latency. Default 200.</summary>
+    /// <summary>Single-row predictions timed for the p50/p95 latency (at most 3 s of them, at least 20). Default 200.</summary>
     public int LatencySamples { get; set; } = 200;
 
     /// <summary>Receives candidate and epoch events.</summary>

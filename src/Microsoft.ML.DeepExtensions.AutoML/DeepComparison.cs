@@ -94,7 +94,11 @@ public sealed class DeepComparison
                 (entry.Status, entry.Error) = (CandidateStatus.Skipped, $"the time budget ({o.TimeBudget.TotalSeconds:F0} s) was spent before it started");
             else
             {
-                var budget = TimeSpan.FromTicks(left.Ticks / (planned.Count - i));
+                // A classic trainer stopped early keeps nothing, so it may use up to half the time left (they usually
+                // need far less); a deep candidate keeps the epochs it finished, so the deep ones share the rest equally.
+                var budget = f.Kind == CandidateKind.Classic && planned.Count - i > 1
+                    ? left / 2
+                    : TimeSpan.FromTicks(left.Ticks / (planned.Count - i));
                 if (o.CandidateTimeBudget is { } cap && cap < budget) budget = cap;
                 Report(f.Name, i, planned.Count, "started", $"{f.Name}: started (budget {budget.TotalSeconds:F0} s)", clock, null);
                 var watch = Stopwatch.StartNew();
@@ -325,7 +329,7 @@ public sealed class DeepComparison
     }
 
     /// <summary>The deep transformer in <paramref name="model"/> (itself or inside a chain), or null.</summary>
-    internal static DeepTransformer? FindDeep(ITransformer? model) => model switch
+    public static DeepTransformer? FindDeep(ITransformer? model) => model switch
     {
         DeepTransformer d => d,
         IEnumerable<ITransformer> chain => chain.Select(FindDeep).LastOrDefault(d => d != null),

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.Data;
+using TorchSharp;
 
 namespace Microsoft.ML.DeepExtensions.AutoML;
 
@@ -7,6 +8,22 @@ namespace Microsoft.ML.DeepExtensions.AutoML;
 internal static class Measurements
 {
     public static void Measure(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
+    {
+        // Deep models score with the thread count they trained with (as classic trainers do with NumberOfThreads).
+        bool torchThreads = c.NumberOfThreads is not null && DeepComparison.FindDeep(model) is not null;
+        int before = torchThreads ? torch.get_num_threads() : 0;
+        if (torchThreads) torch.set_num_threads(c.NumberOfThreads!.Value);
+        try
+        {
+            MeasureCore(ml, model, trainSchema, valid, c, samples, entry);
+        }
+        finally
+        {
+            if (torchThreads) torch.set_num_threads(before);
+        }
+    }
+
+    private static void MeasureCore(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
     {
         // Single rows through a PredictionEngine: the feature vector in, the Score out.
         var input = SchemaDefinition.Create(typeof(FeatureRow));
@@ -29,9 +46,12 @@ internal static class Measurements
         }
         {
             foreach (var r in rows.Take(Math.Min(20, rows.Count))) predict(r);   // warm-up
+            // Up to `samples` rows, but no more than 3 s of them (at least 20), so a slow model cannot eat the budget.
             var times = new List<double>(rows.Count);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             foreach (var r in rows)
             {
+                if (times.Count >= 20 && clock.Elapsed.TotalSeconds > 3) break;
                 long start = Stopwatch.GetTimestamp();
                 predict(r);
                 times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);

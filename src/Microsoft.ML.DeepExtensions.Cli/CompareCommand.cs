@@ -16,7 +16,7 @@ internal static class CompareCommand
           --label COLUMN      label column: name (case-insensitive) or 0-based index (required with --dataset)
           --task T            auto (default) | binary | multiclass | regression
           --time SECONDS      time budget for the whole run (default 240; also 5m, 90s)
-          --candidate-time S  budget per candidate (default: the time left shared by the candidates left)
+          --candidate-time S  cap per candidate (default: classic ones up to half the time left, deep ones share the rest)
           --candidates LIST   comma-separated, e.g. MLP,LightGBM,SDCA (default: every candidate that applies)
           --image SHAPE       the features are an image: HxW (grayscale) or CxHxW; enables the CNN
           --folds K           k-fold cross-validation (default 1: one 80/20 validation split)
@@ -93,7 +93,7 @@ internal static class CompareCommand
             // The embedded default: the 10k Fashion-MNIST split shipped in data/fashion-mnist, images of 1×28×28.
             string dir = FashionMnist.FindDirectory("t10k") ?? throw new FileNotFoundException("The embedded Fashion-MNIST (data/fashion-mnist) was not found; pass --dataset.");
             data = FashionMnist.Load(ml, dir, "t10k");
-            dataName = "Fashion-MNIST 10k (embedded)";
+            dataName = "Fashion-MNIST t10k split (10,000 images)";
             options.ImageShape ??= new ImageShape(1, 28, 28);
             options.Candidates ??= ["CNN", "MLP", "LightGBM", "SDCA"];
             options.Trials = Int(a, "trials", 3);

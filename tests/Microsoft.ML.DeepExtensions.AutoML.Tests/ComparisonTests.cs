@@ -142,6 +142,32 @@ public class ComparisonTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Regression_with_k_fold_cross_validation_averages_the_folds()
+    {
+        var ml = new MLContext(1);
+        // Age from the other Adult columns: a real regression target (R² well above 0 needs learning, 1 is impossible).
+        var table = TabularData.Load(ml, TestData.Path("adult", "adult.csv"), "age");
+        Assert.Equal(DeepTask.Regression, table.Task);
+        var result = ml.Deep().Comparison(new ComparisonOptions
+        {
+            Featurizer = table.Featurizer, Folds = 3, Candidates = ["MLP", "LightGBM", "SDCA", "FastForest"], Trials = 1, MaxEpochs = 3,
+            NumberOfThreads = 1, LatencySamples = 50,
+        }).Run(ml.Data.TakeRows(table.Data, 3000));
+        output.WriteLine(result.ToString());
+        Assert.Equal(3, result.Folds);
+        Assert.Equal(Metrics.RSquared, result.RankBy);
+        Assert.True(result.Rows.Train is > 1700 and < 2300, $"fold 1 trains on about 2/3 of 3,000 rows: {result.Rows.Train}");
+        foreach (var e in result.Entries)
+        {
+            Assert.True(e.Status == CandidateStatus.Completed, $"{e.Name}: {e.Status} {e.Error}");
+            Assert.True(e.Metric(Metrics.RSquared) > 0.2, $"{e.Name}: R² {e.Metric(Metrics.RSquared):F3}");
+            Assert.True(e.Metric(Metrics.Mae) < e.Metric(Metrics.Rmse) && e.Metric(Metrics.Rmse) < 13.6, $"{e.Name}: RMSE {e.Metric(Metrics.Rmse):F2} (the ages' standard deviation is 13.6)");
+        }
+        var rs = result.Entries.Select(e => e.Metric(Metrics.RSquared)).ToList();
+        Assert.Equal(rs.OrderByDescending(r => r), rs);
+    }
+
+    [Fact]
     public void The_time_budget_is_respected_and_the_deep_candidate_keeps_the_epochs_it_finished()
     {
         var ml = new MLContext(1);
