@@ -39,8 +39,11 @@ public sealed record CandidateContext
     /// <summary>The feature column (a float vector, after featurization).</summary>
     public required string FeatureColumnName { get; init; }
 
-    /// <summary>Values in the feature vector.</summary>
+    /// <summary>Values in the feature vector (0 for a variable-length token sequence).</summary>
     public required int FeatureCount { get; init; }
+
+    /// <summary>For token-sequence features (a vector of keys): the vocabulary size; 0 otherwise.</summary>
+    public int VocabularySize { get; init; }
 
     /// <summary>Classes of a multiclass label (0 otherwise).</summary>
     public int ClassCount { get; init; }
@@ -49,7 +52,8 @@ public sealed record CandidateContext
     public ImageShape? ImageShape { get; init; }
 
     /// <summary>Which inputs the data offers.</summary>
-    public CandidateInputs Inputs => CandidateInputs.Vector | (ImageShape is null ? 0 : CandidateInputs.Image);
+    public CandidateInputs Inputs => VocabularySize > 0 ? CandidateInputs.Tokens
+        : CandidateInputs.Vector | (ImageShape is null ? 0 : CandidateInputs.Image);
 
     /// <summary>Seed for every trainer.</summary>
     public int Seed { get; init; } = 1;

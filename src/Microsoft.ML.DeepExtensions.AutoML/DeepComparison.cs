@@ -172,8 +172,11 @@ public sealed class DeepComparison
             $"Label column '{o.LabelColumnName}' was not found (after featurization). Available: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => c.Name))}.", o.LabelColumnName);
         var features = schema.GetColumnOrNull(o.FeatureColumnName) ?? throw new ArgumentException(
             $"Feature column '{o.FeatureColumnName}' was not found (after featurization); concatenate the inputs into it (or pass a Featurizer). Available: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => c.Name))}.", o.FeatureColumnName);
-        if (features.Type is not VectorDataViewType { ItemType: NumberDataViewType } vt || vt.ItemType != NumberDataViewType.Single || vt.Size == 0)
-            throw new ArgumentException($"Feature column '{o.FeatureColumnName}' must be a known-size vector of Single; it is {features.Type}.", o.FeatureColumnName);
+        // A known-size float vector (tabular data, pixels), or a vector of keys (token ids for sequence families).
+        var vt = features.Type as VectorDataViewType;
+        var tokens = vt?.ItemType as KeyDataViewType;
+        if (vt is null || (tokens is null && (vt.ItemType != NumberDataViewType.Single || vt.Size == 0)))
+            throw new ArgumentException($"Feature column '{o.FeatureColumnName}' must be a known-size vector of Single (or a vector of keys for token sequences); it is {features.Type}.", o.FeatureColumnName);
         var type = label.Type;
         var inferred = type is KeyDataViewType ? DeepTask.MulticlassClassification
             : type == BooleanDataViewType.Instance ? DeepTask.BinaryClassification
@@ -183,7 +186,7 @@ public sealed class DeepComparison
         var task = o.Task == DeepTask.Auto ? inferred : o.Task;
         if (task != inferred)
             throw new ArgumentException($"Task {task} needs a {(task == DeepTask.BinaryClassification ? "Boolean" : task == DeepTask.MulticlassClassification ? "Key" : "Single")} label, but label column '{o.LabelColumnName}' is {type}.", o.LabelColumnName);
-        if (o.ImageShape is { } img && img.Size != vt.Size)
+        if (o.ImageShape is { } img && (tokens is not null || img.Size != vt.Size))
             throw new ArgumentException($"ImageShape {img} needs {img.Size} values, but feature column '{o.FeatureColumnName}' has {vt.Size}.", o.FeatureColumnName);
         return new CandidateContext
         {
@@ -192,6 +195,7 @@ public sealed class DeepComparison
             LabelColumnName = o.LabelColumnName,
             FeatureColumnName = o.FeatureColumnName,
             FeatureCount = vt.Size,
+            VocabularySize = tokens is null ? 0 : (int)tokens.Count,
             ClassCount = type is KeyDataViewType k ? (int)k.Count : 0,
             ImageShape = o.ImageShape,
             Seed = o.Seed,

@@ -25,23 +25,41 @@ internal static class Measurements
 
     private static void MeasureCore(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
     {
-        // Single rows through a PredictionEngine: the feature vector in, the Score out.
-        var input = SchemaDefinition.Create(typeof(FeatureRow));
-        input[0].ColumnName = c.FeatureColumnName;
-        input[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c.FeatureCount);
-        var rows = ml.Data.CreateEnumerable<FeatureRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: input)
-            .Take(samples).ToList();
+        // Single rows through a PredictionEngine: the feature vector (or token keys) in, the Score out.
+        if (c.VocabularySize > 0)
+        {
+            var tokens = SchemaDefinition.Create(typeof(TokenRow));
+            tokens[0].ColumnName = c.FeatureColumnName;
+            tokens[0].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), c.VocabularySize));
+            var tokenRows = ml.Data.CreateEnumerable<TokenRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: tokens).Take(samples).ToList();
+            Latency(ml, model, c, tokenRows, tokens, entry);
+        }
+        else
+        {
+            var input = SchemaDefinition.Create(typeof(FeatureRow));
+            input[0].ColumnName = c.FeatureColumnName;
+            input[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c.FeatureCount);
+            var rows = ml.Data.CreateEnumerable<FeatureRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: input).Take(samples).ToList();
+            Latency(ml, model, c, rows, input, entry);
+        }
+        Throughput(model, valid, entry);
+        Size(ml, model, trainSchema, entry);
+    }
+
+    private static void Latency<TRow>(MLContext ml, ITransformer model, CandidateContext c, List<TRow> rows, SchemaDefinition input, LeaderboardEntry entry)
+        where TRow : class
+    {
         // The engine is deliberately not disposed: ML.NET's PredictionEngine.Dispose disposes a disposable transformer
         // (a DeepTransformer's network), and the model is still needed — for throughput, size and as the best model.
-        Func<FeatureRow, object> predict;
+        Func<TRow, object> predict;
         if (c.Task == DeepTask.MulticlassClassification)
         {
-            var e = ml.Model.CreatePredictionEngine<FeatureRow, VectorScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
+            var e = ml.Model.CreatePredictionEngine<TRow, VectorScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
             predict = r => e.Predict(r);
         }
         else
         {
-            var e = ml.Model.CreatePredictionEngine<FeatureRow, ScalarScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
+            var e = ml.Model.CreatePredictionEngine<TRow, ScalarScore>(model, ignoreMissingColumns: true, inputSchemaDefinition: input);
             predict = r => e.Predict(r);
         }
         {
@@ -61,7 +79,11 @@ internal static class Measurements
             entry.LatencyP95Milliseconds = Percentile(times, 0.95);
         }
 
-        // Batch throughput: one Transform over the validation split, every Score computed.
+    }
+
+    // Batch throughput: one Transform over the validation split, every Score computed.
+    private static void Throughput(ITransformer model, IDataView valid, LeaderboardEntry entry)
+    {
         var watch = Stopwatch.StartNew();
         var scored = model.Transform(valid);
         var score = scored.Schema["Score"];
@@ -83,7 +105,11 @@ internal static class Measurements
         }
         entry.ThroughputRowsPerSecond = n / Math.Max(watch.Elapsed.TotalSeconds, 1e-9);
 
-        // model.zip as mlContext.Model.Save writes it.
+    }
+
+    // model.zip as mlContext.Model.Save writes it.
+    private static void Size(MLContext ml, ITransformer model, DataViewSchema trainSchema, LeaderboardEntry entry)
+    {
         string path = Path.Combine(Path.GetTempPath(), $"deepext-compare-{Environment.ProcessId}-{Guid.NewGuid():N}.zip");
         try
         {
@@ -102,6 +128,11 @@ internal static class Measurements
     internal sealed class FeatureRow
     {
         public float[] Features { get; set; } = [];
+    }
+
+    internal sealed class TokenRow
+    {
+        public uint[] Features { get; set; } = [];
     }
 
     internal sealed class ScalarScore
