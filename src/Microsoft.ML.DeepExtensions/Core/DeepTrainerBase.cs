@@ -51,6 +51,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected virtual bool StandardizePerFeature => true;
 
+    /// <summary>
+    /// Slots that share one mean and deviation repeat with this period: <paramref name="inputSize"/> gives every slot its
+    /// own (tabular data), 1 pools all (images), F pools each feature over the steps of a T × F sequence.
+    /// Default: from <see cref="StandardizePerFeature"/>.
+    /// </summary>
+    protected virtual int StatisticsPeriod(int inputSize) => StandardizePerFeature ? inputSize : 1;
+
     /// <summary>Whether the family reads an image (MLImage) feature column as well as float vectors.</summary>
     protected virtual bool AcceptsImages => false;
 
@@ -148,8 +155,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         try
         {
             var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
-                : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
-                : train.GlobalStatistics();
+                : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,
                 label.Task == DeepTask.Regression ? train.TargetMean : 0,
                 label.Task == DeepTask.Regression ? train.TargetStd : 1);

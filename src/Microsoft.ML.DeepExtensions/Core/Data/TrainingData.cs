@@ -109,13 +109,27 @@ internal sealed class TrainingData : IDisposable
         }
     }
 
-    /// <summary>One mean and deviation over all features (pooled from the per-feature statistics), repeated per feature.</summary>
-    public (float[] Mean, float[] Std) GlobalStatistics()
+    /// <summary>
+    /// Statistics pooled over the slots that repeat with <paramref name="period"/> (slot i shares with i ± period), repeated
+    /// per slot: period = FeatureSize keeps each slot's own, 1 pools all features, F pools each feature of a T × F sequence.
+    /// </summary>
+    public (float[] Mean, float[] Std) PooledStatistics(int period)
     {
-        double mean = FeatureMean.Average(m => (double)m);
-        double second = FeatureMean.Zip(FeatureStd, (m, s) => (double)s * s + (double)m * m).Average();
-        float std = (float)Math.Sqrt(Math.Max(second - mean * mean, 0));
-        return (Enumerable.Repeat((float)mean, FeatureSize).ToArray(), Enumerable.Repeat(std, FeatureSize).ToArray());
+        if (period >= FeatureSize) return (FeatureMean, FeatureStd);
+        if (period < 1 || FeatureSize % period != 0)
+            throw new ArgumentOutOfRangeException(nameof(period), period, $"The statistics period must divide the {FeatureSize} features.");
+        var mean = new double[period];
+        var second = new double[period];
+        int groups = FeatureSize / period;
+        for (int i = 0; i < FeatureSize; i++)
+        {
+            double m = FeatureMean[i], s = FeatureStd[i];
+            mean[i % period] += m / groups;
+            second[i % period] += (s * s + m * m) / groups;
+        }
+        var std = mean.Select((m, j) => (float)Math.Sqrt(Math.Max(second[j] - m * m, 0))).ToArray();
+        return (Enumerable.Range(0, FeatureSize).Select(i => (float)mean[i % period]).ToArray(),
+                Enumerable.Range(0, FeatureSize).Select(i => std[i % period]).ToArray());
     }
 
     /// <summary>Mini-batches for one epoch; shuffled by <paramref name="shuffleSeed"/> when given. Dispose each batch.</summary>
