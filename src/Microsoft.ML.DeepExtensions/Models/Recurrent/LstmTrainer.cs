@@ -17,15 +17,16 @@ public sealed record SequenceShape(int Steps, int Features)
 
 /// <summary>
 /// Trains a recurrent network — vanilla RNN (tanh), LSTM or GRU (<see cref="Options.Cell"/>) — for binary, multiclass or
-/// regression tasks on sequences. The feature column is a float vector read as T steps × F features
-/// (<see cref="Options.SequenceShape"/>; default: T = the vector size, F = 1). Many-to-one uses the last step's state;
+/// regression tasks on sequences. The feature column is either a token sequence — a key vector from ML.NET's
+/// <c>TokenizeIntoWords → MapValueToKey</c>, embedded and packed per batch so padding never changes a result — or a float
+/// vector read as T steps × F features (<see cref="Options.SequenceShape"/>; default: T = the vector size, F = 1). Many-to-one uses the last step's state;
 /// many-to-many outputs one value (or class) per step. Gradient clipping is on by default (BPTT's exploding gradients);
 /// <see cref="Options.TruncatedBpttSteps"/> limits how far gradients flow back. Create it with <c>mlContext.Deep().Lstm(...)</c>.
 /// </summary>
 public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
 {
     /// <summary>Options for <see cref="LstmTrainer"/>.</summary>
-    public sealed class Options : DeepTrainerOptions
+    public sealed class Options : DeepTrainerOptions, ITokenSequenceOptions
     {
         /// <summary>Creates options with the recurrent defaults: one LSTM layer of 64, 10 epochs, batch 64, Adam 2e-3, gradient norm clipped to 1.</summary>
         public Options()
@@ -53,6 +54,18 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         /// <summary>Steps × features of a numeric sequence (step-major: step 0's F values, then step 1's, ...); null reads the vector as T steps of one value.</summary>
         public SequenceShape? SequenceShape { get; set; }
 
+        /// <summary>Token sequences (a key vector from <c>TokenizeIntoWords → MapValueToKey</c>): tokens read per row. Default 100.</summary>
+        public int MaxSequenceLength { get; set; } = 100;
+
+        /// <summary>Token sequences longer than <see cref="MaxSequenceLength"/>: truncate (default) or throw.</summary>
+        public SequenceOverflow SequenceOverflow { get; set; } = SequenceOverflow.Truncate;
+
+        /// <summary>Token sequences: embedding dimensions per token (the embedding is learned from scratch). Default 64.</summary>
+        public int EmbeddingSize { get; set; } = 64;
+
+        /// <summary>Token sequences, training only: the chance that a real token is replaced by the unknown id (word dropout), so out-of-vocabulary words at scoring time mean something. Default 0.1.</summary>
+        public double UnknownTokenRate { get; set; } = 0.1;
+
         /// <summary>Many-to-one (default) or many-to-many (the label is a vector with one value or class per step).</summary>
         public SequenceOutput Output { get; set; } = SequenceOutput.ManyToOne;
 
@@ -66,6 +79,9 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         public override void Validate()
         {
             base.Validate();
+            Check(UnknownTokenRate is >= 0 and < 1, nameof(UnknownTokenRate), UnknownTokenRate, "in [0, 1)");
+            Check(EmbeddingSize >= 1, nameof(EmbeddingSize), EmbeddingSize, "at least 1");
+            Check(MaxSequenceLength >= 1, nameof(MaxSequenceLength), MaxSequenceLength, "at least 1");
             Check(HiddenSize >= 1, nameof(HiddenSize), HiddenSize, "at least 1");
             Check(NumLayers >= 1, nameof(NumLayers), NumLayers, "at least 1");
             Check(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "in [0, 1)");
@@ -102,6 +118,8 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
             Steps = shape.Steps,
             StepFeatures = shape.Features,
             Cell = o.Cell,
+            EmbeddingSize = o.EmbeddingSize,
+            UnknownTokenRate = o.UnknownTokenRate,
             HiddenSize = o.HiddenSize,
             NumLayers = o.NumLayers,
             Bidirectional = o.Bidirectional,

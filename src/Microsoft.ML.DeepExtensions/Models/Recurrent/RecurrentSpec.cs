@@ -25,7 +25,9 @@ public enum SequenceOutput
 }
 
 /// <summary>
-/// A recurrent network: the flat feature vector is read as <see cref="Steps"/> steps of <see cref="StepFeatures"/> values,
+/// A recurrent network: the flat feature vector is read as <see cref="Steps"/> steps of <see cref="StepFeatures"/> values
+/// (or, for token sequences, as <see cref="Steps"/> = MaxLength token ids, embedded in <see cref="EmbeddingSize"/> dimensions
+/// and packed so padding never reaches the recurrent layers),
 /// runs through <see cref="NumLayers"/> stacked RNN/LSTM/GRU layers (optionally bidirectional, with dropout between layers),
 /// then the last step's state (many-to-one) or every step's output (many-to-many) goes through dense layers to the output.
 /// </summary>
@@ -51,6 +53,16 @@ public sealed class RecurrentSpec : NetworkSpec
 
     /// <summary>Values per time step F of a numeric sequence.</summary>
     public int StepFeatures { get; set; } = 1;
+
+    /// <summary>Embedding dimensions per token (token-sequence input only).</summary>
+    public int EmbeddingSize { get; set; } = 64;
+
+    /// <summary>
+    /// Token input, training only: each real token is replaced by the unknown id with this probability (word dropout), so
+    /// the unknown id — which a tokenizer fitted on the training data never produces there — learns a meaning for the
+    /// out-of-vocabulary words it stands for at scoring time.
+    /// </summary>
+    public double UnknownTokenRate { get; set; } = 0.1;
 
     /// <summary>Many-to-one or many-to-many.</summary>
     public SequenceOutput Output { get; set; } = SequenceOutput.ManyToOne;
@@ -81,6 +93,12 @@ public sealed class RecurrentSpec : NetworkSpec
             throw new InvalidOperationException($"{f}: the input of {InputSize} values is not {Steps} steps × {StepFeatures} features.");
         if (DenseLayers.Any(h => h < 1)) throw new InvalidOperationException($"{f}: every dense layer needs at least 1 unit.");
         if (TruncatedBpttSteps is < 1) throw new InvalidOperationException($"{f}: TruncatedBpttSteps must be at least 1 or null (got {TruncatedBpttSteps}).");
+        if (UnknownTokenRate is < 0 or >= 1) throw new InvalidOperationException($"{f}: UnknownTokenRate must be in [0, 1); got {UnknownTokenRate}.");
+        if (InputTokens is not null && EmbeddingSize < 1) throw new InvalidOperationException($"{f}: EmbeddingSize must be at least 1 (got {EmbeddingSize}).");
+        if (InputTokens is not null && (Steps != InputTokens.MaxLength || StepFeatures != 1))
+            throw new InvalidOperationException($"{f}: token input reads {InputTokens.MaxLength} ids per row, not {Steps} steps × {StepFeatures} features; leave SequenceShape unset.");
+        if (TruncatedBpttSteps is not null && InputTokens is not null)
+            throw new InvalidOperationException($"{f}: truncated BPTT is for long numeric sequences; token sequences are packed and run with full BPTT (set TruncatedBpttSteps = null).");
         if (TruncatedBpttSteps is not null && Bidirectional)
             throw new InvalidOperationException($"{f}: truncated BPTT carries the state forwards in time, so it needs a unidirectional network (set Bidirectional = false).");
         if (Output == SequenceOutput.ManyToMany && OutputsPerStep * Steps != OutputSize)
@@ -94,7 +112,7 @@ public sealed class RecurrentSpec : NetworkSpec
     {
         int gates = Cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
         long total = 0;
-        int input = StepFeatures;
+        int input = InputTokens is null ? StepFeatures : EmbeddingSize;
         for (int l = 0; l < NumLayers; l++)
         {
             total += Directions * (long)gates * HiddenSize * (input + HiddenSize + 2);
@@ -106,7 +124,12 @@ public sealed class RecurrentSpec : NetworkSpec
     /// <inheritdoc />
     public override IEnumerable<LayerInfo> Layers()
     {
-        yield return new LayerInfo("input", [Steps, StepFeatures], 0);
+        if (InputTokens is { } tokens)
+        {
+            yield return new LayerInfo("input (token ids)", [Steps], 0);
+            yield return new LayerInfo($"embedding ({tokens.EmbeddingRows} ids)", [Steps, EmbeddingSize], (long)tokens.EmbeddingRows * EmbeddingSize);
+        }
+        else yield return new LayerInfo("input", [Steps, StepFeatures], 0);
         int width = HiddenSize * Directions;
         string dirs = Bidirectional ? ", bidirectional" : "";
         string drop = NumLayers > 1 && Dropout > 0 ? $", dropout {Dropout:0.##}" : "";
@@ -129,12 +152,15 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
 {
     private readonly RecurrentSpec _spec;
     private readonly nn.Module rnn;
+    private readonly TorchSharp.Modules.Embedding? embedding;
     private readonly nn.Module<Tensor, Tensor> head;
 
     public RecurrentModule(RecurrentSpec spec) : base("Recurrent")
     {
         _spec = spec;
-        rnn = CreateRnn(spec, spec.StepFeatures);
+        if (spec.InputTokens is { } tokens)
+            embedding = nn.Embedding(tokens.EmbeddingRows, spec.EmbeddingSize, padding_idx: TokenInput.PaddingId);
+        rnn = CreateRnn(spec, embedding is null ? spec.StepFeatures : spec.EmbeddingSize);
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
         if (spec.Dropout > 0) layers.Add(("dropout", nn.Dropout(spec.Dropout)));
         int width = spec.HiddenSize * spec.Directions;
@@ -162,6 +188,7 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (embedding is not null) return ForwardTokens(x);
         var seq = x.view(x.shape[0], _spec.Steps, _spec.StepFeatures);
         var (outputs, state) = training && _spec.TruncatedBpttSteps is int k && k < _spec.Steps
             ? RunTruncated(seq, k)
@@ -169,6 +196,55 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
         if (_spec.Output == SequenceOutput.ManyToMany)
             return head.call(outputs).reshape(x.shape[0], -1);
         return head.call(LastState(state.H));
+    }
+
+    /// <summary>
+    /// Token ids → embeddings → a packed sequence (each row's real length), so neither direction ever reads padding;
+    /// many-to-many outputs are padded back to MaxLength steps (padded steps are masked out of the loss).
+    /// </summary>
+    private Tensor ForwardTokens(Tensor x)
+    {
+        var batch = TokenBatch.From(x);
+        var ids = batch.Ids;
+        if (training && _spec.UnknownTokenRate > 0)
+        {
+            var drop = rand_like(ids, dtype: ScalarType.Float32).lt(_spec.UnknownTokenRate).logical_and(batch.Mask);
+            ids = ids.masked_fill(drop, _spec.InputTokens!.UnknownId);
+        }
+        var embedded = embedding!.call(ids);
+        using var lengths = batch.Lengths.cpu();
+        using var packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first: true, enforce_sorted: false);
+        var (output, state) = RunPacked(packed);
+        if (_spec.Output == SequenceOutput.ManyToOne)
+        {
+            output.Dispose();
+            return head.call(LastState(state.H));
+        }
+        var (padded, _) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: _spec.Steps);
+        output.Dispose();
+        return head.call(padded).reshape(x.shape[0], -1);
+    }
+
+    private (nn.utils.rnn.PackedSequence Output, State Last) RunPacked(nn.utils.rnn.PackedSequence seq)
+    {
+        switch (rnn)
+        {
+            case TorchSharp.Modules.LSTM lstm:
+            {
+                var (o, h, c) = lstm.call(seq, null);
+                return (o, new State(h, c));
+            }
+            case TorchSharp.Modules.GRU gru:
+            {
+                var (o, h) = gru.call(seq, null);
+                return (o, new State(h, null));
+            }
+            default:
+            {
+                var (o, h) = ((TorchSharp.Modules.RNN)rnn).call(seq, null);
+                return (o, new State(h, null));
+            }
+        }
     }
 
     /// <summary>Truncated BPTT: chunks of <paramref name="k"/> steps; the state carries over, its gradient is cut between chunks.</summary>
