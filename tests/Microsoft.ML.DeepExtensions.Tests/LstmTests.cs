@@ -215,4 +215,72 @@ public class LstmTests
         _out.WriteLine($"GRU, truncated BPTT 8 of 24 steps: RMSE {gru.RootMeanSquaredError:F3} vs persistence {persistence.RootMeanSquaredError:F3}");
         Assert.True(gru.RootMeanSquaredError <= 0.9 * persistence.RootMeanSquaredError, $"RMSE {gru.RootMeanSquaredError:F3}");
     }
+
+    private static double Rmse(IDataView data, string predicted, string label = "Label")
+    {
+        var p = data.GetColumn<float[]>(predicted).SelectMany(v => v).ToArray();
+        var y = data.GetColumn<float[]>(label).SelectMany(v => v).ToArray();
+        Assert.Equal(y.Length, p.Length);
+        return Math.Sqrt(p.Zip(y, (a, b) => (double)(a - b) * (a - b)).Average());
+    }
+
+    [Fact]
+    public void ForecastsSixHoursAheadWithAVectorLabel()
+    {
+        // Many-to-one with a vector label: the next 6 hours from the previous 24 (train: first 80 %, test: last 20 %).
+        var ml = new MLContext(seed: 1);
+        var windows = ml.Deep().SeriesWindows(SequenceData.SeattleTemps(ml), "Temp", lookBack: 24, horizon: 6);
+        long n = windows.GetRowCount()!.Value, cut = (long)(n * 0.8);
+        var (train, test) = (ml.Data.TakeRows(windows, cut), ml.Data.SkipRows(windows, cut));
+        var options = new LstmTrainer.Options { Epochs = 8, HiddenSize = 32, Seed = 1, NumberOfThreads = 1, ValidationFraction = 0.1 };
+        using var model = ml.Deep().Lstm(options).Fit(train);
+        var scored = model.Transform(test);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 6), scored.Schema["Score"].Type);
+        double lstm = Rmse(scored, "Score"), persistence = Rmse(scored, "LastValue");
+        _out.WriteLine($"Seattle 6 h ahead: LSTM RMSE {lstm:F3} °F, persistence {persistence:F3} °F, ratio {lstm / persistence:F3}; " +
+                       $"validation RMSE per epoch {string.Join(", ", model.History.Epochs.Select(e => e.ValidationMetric?.ToString("F3")))}");
+        Assert.True(lstm <= 0.9 * persistence, $"LSTM {lstm:F3} vs persistence {persistence:F3}");
+    }
+
+    [Fact]
+    public void ManyToManyOutputsOneValuePerStepAndRoundTrips()
+    {
+        // One output per step: at hour t of the window, the temperature 24 hours after t (the label is the next 24 values).
+        var ml = new MLContext(seed: 1);
+        var windows = ml.Deep().SeriesWindows(SequenceData.SeattleTemps(ml), "Temp", lookBack: 24, horizon: 24, stride: 3);
+        long n = windows.GetRowCount()!.Value, cut = (long)(n * 0.8);
+        var (train, test) = (ml.Data.TakeRows(windows, cut), ml.Data.SkipRows(windows, cut));
+        var options = new LstmTrainer.Options
+        {
+            Output = SequenceOutput.ManyToMany, Cell = RecurrentCell.Gru, Epochs = 10, HiddenSize = 32, Seed = 1, NumberOfThreads = 1, ValidationFraction = 0,
+        };
+        var model = ml.Deep().Lstm(options).Fit(train);
+        Assert.Equal(new long[] { 24, 1 }, model.Summary().Layers[^1].OutputShape);
+        var scored = model.Transform(test);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 24), scored.Schema["Score"].Type);
+        double rnn = Rmse(scored, "Score"), persistence = Rmse(scored, "LastValue");
+        _out.WriteLine($"Seattle many-to-many (t → t + 24 h): GRU RMSE {rnn:F3} °F, persistence of the last value {persistence:F3} °F");
+        Assert.True(rnn < persistence, $"GRU {rnn:F3} vs persistence {persistence:F3}");
+
+        var path = Path.Combine(Path.GetTempPath(), $"lstm-m2m-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, windows.Schema, path);
+            var fresh = new MLContext(seed: 2);
+            fresh.Deep();
+            var loaded = fresh.Model.Load(path, out _);
+            var again = loaded.Transform(test).GetColumn<float[]>("Score").First();
+            Assert.Equal(scored.GetColumn<float[]>("Score").First(), again);
+        }
+        finally
+        {
+            File.Delete(path);
+            model.Dispose();
+        }
+
+        var wrong = new LstmTrainer.Options { Output = SequenceOutput.ManyToMany, Epochs = 1 };
+        var (scalarTrain, _, _) = SequenceData.TempWindows(ml);
+        var e = Assert.Throws<ArgumentException>(() => ml.Deep().Lstm(wrong).Fit(scalarTrain));
+        Assert.Contains("one value per step", e.Message);
+    }
 }

@@ -114,9 +114,10 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         {
             int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
-            ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
+            if (ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task).Width != label.Width)
+                throw new ArgumentException($"Label column '{o.LabelColumnName}' has a different number of values in the validation data than the {label.Width} in the training data.", o.LabelColumnName);
         }
-        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
+        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : label.Width;
         var spec = CreateSpec(inputSize, outputs, label.Task);
         spec.InputTokens = tokens;
         spec.Validate();
@@ -250,7 +251,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
                 Add(ColumnNames.PredictedLabel, scalar, NumberDataViewType.UInt32, true, label.Annotations);
                 break;
             default:
-                Add(ColumnNames.Score, scalar, NumberDataViewType.Single, false);
+                // A vector label (multi-output regression, one value per step) gets a vector Score.
+                Add(ColumnNames.Score, label.Kind == SchemaShape.Column.VectorKind.Vector ? SchemaShape.Column.VectorKind.Vector : scalar, NumberDataViewType.Single, false);
                 break;
         }
         return new SchemaShape(cols.Values);

@@ -13,9 +13,11 @@ internal sealed class LabelInfo
     public KeyValuesInfo? KeyValues { get; init; }
     /// <summary>How raw label values are read.</summary>
     public LabelKind Kind { get; init; }
+    /// <summary>Label values per row: 1, or the size of a vector label (multi-output regression, e.g. one value per step).</summary>
+    public int Width { get; init; } = 1;
 }
 
-internal enum LabelKind { Boolean, Key, Single, Double }
+internal enum LabelKind { Boolean, Key, Single, Double, SingleVector }
 
 /// <summary>Schema validation shared by Fit, GetOutputSchema and Transform: every message names the column and what was expected.</summary>
 internal static class ColumnChecks
@@ -84,9 +86,15 @@ internal static class ColumnChecks
         else if (type is KeyDataViewType) { kind = LabelKind.Key; inferred = DeepTask.MulticlassClassification; }
         else if (type == NumberDataViewType.Single) { kind = LabelKind.Single; inferred = DeepTask.Regression; }
         else if (type == NumberDataViewType.Double) { kind = LabelKind.Double; inferred = DeepTask.Regression; }
+        else if (type is VectorDataViewType { ItemType: var item, Size: > 0 } && item == NumberDataViewType.Single)
+        {
+            if (requested is not (DeepTask.Auto or DeepTask.Regression))
+                throw new ArgumentException($"Label column '{name}' is a vector of Single ({type}); a vector label is a multi-output regression target, not {requested}.", name);
+            return new LabelInfo { Task = DeepTask.Regression, Kind = LabelKind.SingleVector, Width = ((VectorDataViewType)type).Size };
+        }
         else
             throw new ArgumentException(
-                $"Label column '{name}' must be Boolean (binary classification), Key (multiclass; use MapValueToKey) or Single/Double (regression); found {type}.", name);
+                $"Label column '{name}' must be Boolean (binary classification), Key (multiclass; use MapValueToKey), Single/Double (regression) or a known-size vector of Single (multi-output regression); found {type}.", name);
 
         var task = requested == DeepTask.Auto ? inferred : requested;
         switch (task)
@@ -125,9 +133,10 @@ internal static class ColumnChecks
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);
         bool ok = l.Kind == SchemaShape.Column.VectorKind.Scalar &&
-                  (l.IsKey || l.ItemType == BooleanDataViewType.Instance || l.ItemType == NumberDataViewType.Single || l.ItemType == NumberDataViewType.Double);
+                  (l.IsKey || l.ItemType == BooleanDataViewType.Instance || l.ItemType == NumberDataViewType.Single || l.ItemType == NumberDataViewType.Double)
+                  || l.Kind == SchemaShape.Column.VectorKind.Vector && l.ItemType == NumberDataViewType.Single && !l.IsKey;
         if (!ok)
-            throw new ArgumentException($"Label column '{labelName}' must be a scalar Boolean, Key, Single or Double; found {l.Kind} of {l.ItemType}.", labelName);
+            throw new ArgumentException($"Label column '{labelName}' must be a scalar Boolean, Key, Single or Double, or a known-size vector of Single; found {l.Kind} of {l.ItemType}.", labelName);
     }
 }
 

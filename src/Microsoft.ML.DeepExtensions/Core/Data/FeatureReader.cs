@@ -21,6 +21,8 @@ internal sealed class FeatureReader
     private VBuffer<uint> _keyBuffer;
     private MLImage? _img;
     private readonly Func<float>? _label;
+    private readonly ValueGetter<VBuffer<float>>? _labelVector;
+    private VBuffer<float> _labelBuffer;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
@@ -45,7 +47,8 @@ internal sealed class FeatureReader
         if (labelName != null && label != null)
         {
             _labelName = labelName;
-            _label = LabelGetter(cursor, cursor.Schema[labelName], label);
+            if (label.Kind == LabelKind.SingleVector) _labelVector = cursor.GetGetter<VBuffer<float>>(cursor.Schema[labelName]);
+            else _label = LabelGetter(cursor, cursor.Schema[labelName], label);
         }
     }
 
@@ -152,7 +155,27 @@ internal sealed class FeatureReader
         }
     }
 
-    /// <summary>The current row's label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
+    /// <summary>
+    /// The current row's label into <paramref name="dst"/> (one value, or the label vector's values): 0/1 (binary),
+    /// 0-based class index (multiclass) or the value(s) (regression).
+    /// </summary>
+    public void ReadLabel(Span<float> dst, long row)
+    {
+        if (_labelVector is null)
+        {
+            dst[0] = ReadLabel(row);
+            return;
+        }
+        _labelVector(ref _labelBuffer);
+        if (_labelBuffer.Length != dst.Length)
+            throw new InvalidOperationException($"Label column '{_labelName}' has {_labelBuffer.Length} values in row {row}; expected {dst.Length}.");
+        _labelBuffer.CopyTo(dst);
+        for (int i = 0; i < dst.Length; i++)
+            if (!float.IsFinite(dst[i]))
+                throw new InvalidOperationException($"Label column '{_labelName}' has a non-finite or missing value in row {row}, slot {i}. Filter such rows before training.");
+    }
+
+    /// <summary>The current row's (scalar) label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
     public float ReadLabel(long row)
     {
         float y = _label!();

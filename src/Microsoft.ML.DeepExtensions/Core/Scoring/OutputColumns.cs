@@ -19,7 +19,8 @@ internal sealed class OutputColumns
             builder.AddColumn(name, type, annotations);
         Schema = builder.ToSchema();
         Width = manifest.FeaturesColumnName is not null ? manifest.FeaturesSize
-            : manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount : 1;
+            : manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount
+            : manifest.Task == DeepTask.Regression ? manifest.Spec.OutputSize : 1;
     }
 
     public DataViewSchema Input { get; }
@@ -60,7 +61,8 @@ internal sealed class OutputColumns
                 break;
             }
             default:
-                yield return (ColumnNames.Score, NumberDataViewType.Single, null);
+                // Multi-output regression (a vector label, e.g. one value per step) scores a vector.
+                yield return (ColumnNames.Score, m.Spec.OutputSize > 1 ? new VectorDataViewType(NumberDataViewType.Single, m.Spec.OutputSize) : NumberDataViewType.Single, null);
                 break;
         }
     }
@@ -112,6 +114,8 @@ internal sealed class OutputColumns
                 return (ValueGetter<bool>)((ref bool dst) => dst = batch()[row()] > 0);
             case DeepTask.BinaryClassification when name == ColumnNames.Probability:
                 return (ValueGetter<float>)((ref float dst) => dst = Probability(batch()[row()]));
+            case DeepTask.Regression when Width > 1:
+                return VectorGetter(batch, row);
             default:
                 return (ValueGetter<float>)((ref float dst) => dst = batch()[row()]);
         }

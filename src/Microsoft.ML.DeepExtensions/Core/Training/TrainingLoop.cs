@@ -115,7 +115,7 @@ internal sealed class TrainingLoop
         Network.eval();
         using var _ = torch.no_grad();
         double lossSum = 0, metricSum = 0;
-        long rows = 0;
+        long rows = 0, values = 0;
         foreach (var (x, y) in data.Batches(Math.Max(Options.BatchSize, 1024), null, Device, token))
         {
             using var scope = torch.NewDisposeScope();
@@ -126,7 +126,8 @@ internal sealed class TrainingLoop
             {
                 lossSum += Loss.Compute(output, Network.ScaleTarget(y)).item<float>() * n;
                 var pred = Network.Predict(x).reshape(-1);
-                metricSum += (pred - y).square().sum().item<float>();
+                metricSum += (pred - y.reshape(-1)).square().sum().item<float>();
+                values += y.numel();
             }
             else
             {
@@ -137,6 +138,6 @@ internal sealed class TrainingLoop
             rows += n;
         }
         rows = Math.Max(rows, 1);
-        return (lossSum / rows, Task == DeepTask.Regression ? Math.Sqrt(metricSum / rows) : metricSum / rows);
+        return (lossSum / rows, Task == DeepTask.Regression ? Math.Sqrt(metricSum / Math.Max(values, 1)) : metricSum / rows);
     }
 }

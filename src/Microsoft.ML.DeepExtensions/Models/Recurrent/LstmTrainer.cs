@@ -66,7 +66,10 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         /// <summary>Token sequences, training only: the chance that a real token is replaced by the unknown id (word dropout), so out-of-vocabulary words at scoring time mean something. Default 0.1.</summary>
         public double UnknownTokenRate { get; set; } = 0.1;
 
-        /// <summary>Many-to-one (default) or many-to-many (the label is a vector with one value or class per step).</summary>
+        /// <summary>
+        /// Many-to-one (default; a vector label gives a multi-output forecast from the last state) or many-to-many: one
+        /// output per step from that step's state, the label a vector of Single with one value per step, Score a vector.
+        /// </summary>
         public SequenceOutput Output { get; set; } = SequenceOutput.ManyToOne;
 
         /// <summary>Dense ReLU layers between the recurrent state and the output layer. Default none.</summary>
@@ -111,6 +114,10 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
     {
         var o = TrainerOptions;
         var shape = Shape(inputSize);
+        if (o.Output == SequenceOutput.ManyToMany && (task != DeepTask.Regression || outputSize != shape.Steps))
+            throw new ArgumentException(
+                $"Many-to-many needs a label with one value per step: a vector of {shape.Steps} Single values in label column '{o.LabelColumnName}' " +
+                $"(got {(task == DeepTask.Regression ? $"{outputSize} value(s)" : task.ToString())}).", o.LabelColumnName);
         return new RecurrentSpec
         {
             InputSize = inputSize,
@@ -125,6 +132,7 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
             Bidirectional = o.Bidirectional,
             Dropout = o.Dropout,
             Output = o.Output,
+            OutputsPerStep = 1,
             DenseLayers = o.DenseLayers,
             TruncatedBpttSteps = o.TruncatedBpttSteps,
         };
