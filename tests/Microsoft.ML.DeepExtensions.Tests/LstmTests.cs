@@ -283,4 +283,100 @@ public class LstmTests
         var e = Assert.Throws<ArgumentException>(() => ml.Deep().Lstm(wrong).Fit(scalarTrain));
         Assert.Contains("one value per step", e.Message);
     }
+
+    public sealed class TaggedText
+    {
+        public string Words { get; set; } = "";
+        public string Tags { get; set; } = "";
+    }
+
+    /// <summary>
+    /// Truecasing as sequence labelling on real text: the input is an SMS's words lower-cased, the label per word how it
+    /// was written — "lower", "Title", "UPPER" (2+ letters, all capitals) or "other" (no letters).
+    /// </summary>
+    private static List<TaggedText> Truecasing(MLContext ml) =>
+        ml.Data.CreateEnumerable<TestData.SmsRow>(TestData.Sms(ml), reuseRowObject: false)
+            .Select(m => System.Text.RegularExpressions.Regex.Split(m.Text, "[^A-Za-z0-9]+").Where(w => w.Length > 0).Take(40).ToArray())
+            .Where(words => words.Length > 0)
+            .Select(words => new TaggedText
+            {
+                Words = string.Join(' ', words.Select(w => w.ToLowerInvariant())),
+                Tags = string.Join(' ', words.Select(w => !w.Any(char.IsLetter) ? "other"
+                    : w.Length > 1 && w.Where(char.IsLetter).All(char.IsUpper) ? "UPPER"
+                    : char.IsUpper(w[0]) ? "Title" : "lower")),
+            }).ToList();
+
+    public sealed class TagPrediction
+    {
+        public uint[] PredictedLabel { get; set; }
+    }
+
+    [Fact]
+    public void LabelsEveryTokenWithAKeyVectorLabel()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Truecasing(ml);
+        var train = ml.Data.LoadFromEnumerable(rows.Take(2500));
+        var test = ml.Data.LoadFromEnumerable(rows.Skip(4500));
+        var featurizer = ml.Transforms.Text.TokenizeIntoWords("Tokens", nameof(TaggedText.Words))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"))
+            .Append(ml.Transforms.Text.TokenizeIntoWords("TagWords", nameof(TaggedText.Tags)))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Label", "TagWords"));
+        var options = new LstmTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Output = SequenceOutput.ManyToMany, Bidirectional = true, MaxSequenceLength = 40,
+            EmbeddingSize = 32, HiddenSize = 32, Epochs = 8, LearningRate = 5e-3, Seed = 1, NumberOfThreads = 1, ValidationFraction = 0.1,
+        };
+        var model = featurizer.Append(ml.Deep().Lstm(options)).Fit(train);
+        var scored = model.Transform(test);
+        Assert.Equal(40, ((VectorDataViewType)scored.Schema["PredictedLabel"].Type).Size);
+
+        // Accuracy over the real words only (the label vector is as long as the message; predictions past it are padding).
+        var tagNames = default(VBuffer<ReadOnlyMemory<char>>);
+        scored.Schema["PredictedLabel"].GetKeyValues(ref tagNames);
+        var names = tagNames.DenseValues().Select(v => v.ToString()).ToArray();
+        var labels = scored.GetColumn<uint[]>("Label").ToList();
+        var predicted = scored.GetColumn<uint[]>("PredictedLabel").ToList();
+        long words = 0, right = 0;
+        var counts = new Dictionary<uint, long>();
+        for (int i = 0; i < labels.Count; i++)
+            for (int t = 0; t < labels[i].Length; t++)
+            {
+                words++;
+                if (predicted[i][t] == labels[i][t]) right++;
+                counts[labels[i][t]] = counts.GetValueOrDefault(labels[i][t]) + 1;
+            }
+        double accuracy = right / (double)words, majority = counts.Values.Max() / (double)words;
+        var lstm = model.LastTransformer;
+        _out.WriteLine($"Truecasing (BiLSTM, per word): accuracy {accuracy:F4} on {words:N0} test words; majority tag '{names[counts.MaxBy(kv => kv.Value).Key - 1]}' {majority:F4}; " +
+                       $"validation accuracy per epoch {string.Join(", ", lstm.History.Epochs.Select(e => e.ValidationMetric?.ToString("F3")))}");
+        Assert.Equal(new[] { "lower", "Title", "UPPER", "other" }.OrderBy(n => n), names.OrderBy(n => n));
+        // Measured: 0.847 vs the majority tag's 0.751 (2,500 training messages, 8 epochs); the unknown-word rate is high.
+        Assert.True(accuracy >= majority + 0.07, $"accuracy {accuracy:F4} vs majority {majority:F4}");
+
+        // One message alone (no padding) and beside a longer one (padded): the same tags.
+        var engine = ml.Model.CreatePredictionEngine<TaggedText, TagPrediction>(model);
+        var shortText = new TaggedText { Words = "i will call you from london tomorrow", Tags = "lower" };
+        var longText = new TaggedText { Words = string.Join(' ', Enumerable.Repeat("ok see you at the station", 5)), Tags = "lower" };
+        var alone = engine.Predict(shortText).PredictedLabel.Take(7).ToArray();
+        var batched = model.Transform(ml.Data.LoadFromEnumerable([longText, shortText])).GetColumn<uint[]>("PredictedLabel").ToList()[1].Take(7).ToArray();
+        Assert.Equal(alone, batched);
+        var batchedScores = model.Transform(ml.Data.LoadFromEnumerable([longText, shortText])).GetColumn<float[]>("Score").ToList()[1];
+        var aloneScores = model.Transform(ml.Data.LoadFromEnumerable([shortText])).GetColumn<float[]>("Score").Single();
+        for (int i = 0; i < 7 * names.Length; i++) Assert.Equal(aloneScores[i], batchedScores[i], 5);
+
+        // Saved and loaded whole chain: the per-step key vector output (with the tag names) comes back.
+        var path = Path.Combine(Path.GetTempPath(), $"lstm-tags-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, train.Schema, path);
+            var fresh = new MLContext(seed: 3);
+            fresh.Deep();
+            var loaded = fresh.Model.Load(path, out _);
+            var again = fresh.Model.CreatePredictionEngine<TaggedText, TagPrediction>(loaded).Predict(shortText).PredictedLabel;
+            Assert.Equal(engine.Predict(shortText).PredictedLabel, again);
+            Assert.Equal(new VectorDataViewType(new KeyDataViewType(typeof(uint), 4), 40), loaded.GetOutputSchema(train.Schema)["PredictedLabel"].Type);
+        }
+        finally { File.Delete(path); }
+    }
 }

@@ -23,6 +23,11 @@ internal sealed class FeatureReader
     private readonly Func<float>? _label;
     private readonly ValueGetter<VBuffer<float>>? _labelVector;
     private VBuffer<float> _labelBuffer;
+    private readonly ValueGetter<VBuffer<uint>>? _labelKeys;
+    private VBuffer<uint> _labelKeyBuffer;
+
+    /// <summary>The class index read for a step without a label (a missing key, or past the row's end): ignored by the loss.</summary>
+    public const float NoClass = -1;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
@@ -48,6 +53,7 @@ internal sealed class FeatureReader
         {
             _labelName = labelName;
             if (label.Kind == LabelKind.SingleVector) _labelVector = cursor.GetGetter<VBuffer<float>>(cursor.Schema[labelName]);
+            else if (label.Kind == LabelKind.KeyVector) _labelKeys = cursor.GetGetter<VBuffer<uint>>(cursor.Schema[labelName]);
             else _label = LabelGetter(cursor, cursor.Schema[labelName], label);
         }
     }
@@ -161,6 +167,20 @@ internal sealed class FeatureReader
     /// </summary>
     public void ReadLabel(Span<float> dst, long row)
     {
+        if (_labelKeys is not null)
+        {
+            // One class per step: key k → k − 1; missing keys and steps past the row's end → NoClass. Steps beyond the
+            // width are dropped, as token features beyond MaxSequenceLength are.
+            _labelKeys(ref _labelKeyBuffer);
+            dst.Fill(NoClass);
+            int i = 0;
+            foreach (uint k in _labelKeyBuffer.DenseValues())
+            {
+                if (i == dst.Length) break;
+                dst[i++] = k == 0 ? NoClass : k - 1;
+            }
+            return;
+        }
         if (_labelVector is null)
         {
             dst[0] = ReadLabel(row);

@@ -88,10 +88,14 @@ internal sealed class TrainingData : IDisposable
                 }
                 else
                 {
-                    int c = (int)y[0];
-                    if (c < 0 || c >= classCounts.Length)
-                        throw new InvalidOperationException($"Label column '{_labelName}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
-                    classCounts[c]++;
+                    foreach (float v in y)
+                    {
+                        int c = (int)v;
+                        if (c == (int)FeatureReader.NoClass && w > 1) continue;   // an unlabelled step
+                        if (c < 0 || c >= classCounts.Length)
+                            throw new InvalidOperationException($"Label column '{_labelName}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
+                        classCounts[c]++;
+                    }
                 }
                 xs.Add(row);
                 ys.Add(y);

@@ -114,10 +114,13 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
     {
         var o = TrainerOptions;
         var shape = Shape(inputSize);
-        if (o.Output == SequenceOutput.ManyToMany && (task != DeepTask.Regression || outputSize != shape.Steps))
+        // Many-to-many: one output per step — a value (vector-of-Single label of T values) or K class scores (key-vector label).
+        int perStep = outputSize / shape.Steps;
+        if (o.Output == SequenceOutput.ManyToMany && (task == DeepTask.BinaryClassification || perStep < 1 || perStep * shape.Steps != outputSize
+                                                      || task == DeepTask.Regression && perStep != 1))
             throw new ArgumentException(
-                $"Many-to-many needs a label with one value per step: a vector of {shape.Steps} Single values in label column '{o.LabelColumnName}' " +
-                $"(got {(task == DeepTask.Regression ? $"{outputSize} value(s)" : task.ToString())}).", o.LabelColumnName);
+                $"Many-to-many needs a label with one value per step: a vector of {shape.Steps} Single values or a vector of keys in label column '{o.LabelColumnName}' " +
+                $"(got {task} with {outputSize} output(s)).", o.LabelColumnName);
         return new RecurrentSpec
         {
             InputSize = inputSize,
@@ -132,7 +135,7 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
             Bidirectional = o.Bidirectional,
             Dropout = o.Dropout,
             Output = o.Output,
-            OutputsPerStep = 1,
+            OutputsPerStep = o.Output == SequenceOutput.ManyToMany ? perStep : 1,
             DenseLayers = o.DenseLayers,
             TruncatedBpttSteps = o.TruncatedBpttSteps,
         };
