@@ -50,9 +50,14 @@ public static class SvgCharts
         {
             double yv = y0 + (y1 - y0) * i / 4, yp = Py(yv);
             sb.Append($"<line x1=\"{L}\" x2=\"{L + pw}\" y1=\"{F(yp)}\" y2=\"{F(yp)}\" stroke=\"#eee\"/><text x=\"{L - 4}\" y=\"{F(yp + 4)}\" text-anchor=\"end\">{Tick(yv)}</text>");
-            double xv = x0 + (x1 - x0) * i / 4, xp = L + pw * i / 4.0;
-            sb.Append($"<text x=\"{F(xp)}\" y=\"{T + ph + 14}\" text-anchor=\"middle\">{Tick(logX ? Math.Pow(10, xv) : xv)}</text>");
         }
+        // x ticks: whole numbers when every x is one (epochs), else five evenly spaced values.
+        var xTicks = !logX && pts.All(p => p.X % 1 == 0)
+            ? Enumerable.Range(0, 100).Select(k => pts.Min(p => p.X) + k * Math.Max(1, Math.Ceiling((pts.Max(p => p.X) - pts.Min(p => p.X)) / 5)))
+                .TakeWhile(v => v <= pts.Max(p => p.X)).ToList()
+            : Enumerable.Range(0, 5).Select(i => logX ? Math.Pow(10, x0 + (x1 - x0) * i / 4) : x0 + (x1 - x0) * i / 4).ToList();
+        foreach (double xv in xTicks)
+            sb.Append($"<text x=\"{F(Px(xv))}\" y=\"{T + ph + 14}\" text-anchor=\"middle\">{Tick(xv)}</text>");
         sb.Append($"<text x=\"{L + pw / 2}\" y=\"{H - 10}\" text-anchor=\"middle\">{Esc(xLabel)}{(logX ? " (log scale)" : "")}</text>");
         sb.Append($"<text transform=\"translate(14 {T + ph / 2}) rotate(-90)\" text-anchor=\"middle\">{Esc(yLabel)}</text>");
 
