@@ -113,7 +113,7 @@ public sealed class DeepComparison
                 }
                 catch (Exception e) when (IsCancellation(e) || e is TimeoutException)
                 {
-                    (entry.Status, entry.Error) = (CandidateStatus.TimedOut, $"stopped at its time budget of {budget.TotalSeconds:F0} s before it had a model");
+                    (entry.Status, entry.Error) = (CandidateStatus.TimedOut, $"stopped at its time budget of {budget.TotalSeconds:0.#} s before it had a model");
                 }
                 catch (Exception e)
                 {
@@ -300,7 +300,7 @@ public sealed class DeepComparison
         }
         o.CancellationToken.ThrowIfCancellationRequested();
         if (best is not { } b)
-            throw new TimeoutException($"no trial finished an epoch within the candidate's time budget of {budget.TotalSeconds:F0} s");
+            throw new TimeoutException($"no trial finished an epoch within the candidate's time budget of {budget.TotalSeconds:0.#} s");
         return (b.Model, b.Setup, b.Seconds);
     }
 
