@@ -57,6 +57,13 @@ public sealed class DeepCatalog
     public DeepFeaturizerEstimator CnnFeaturizer(CnnTrainer.Options options, string outputColumnName = "CnnFeatures") =>
         new(new CnnTrainer(Context, options), outputColumnName);
 
+    /// <summary>An FT-Transformer for tabular data (numeric and one-hot categorical features as tokens).</summary>
+    public FtTransformerTrainer FtTransformer(FtTransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>An FT-Transformer for tabular data with the given columns and the default architecture.</summary>
+    public FtTransformerTrainer FtTransformer(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features, int epochs = 20) =>
+        new(Context, new FtTransformerTrainer.Options { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs });
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 

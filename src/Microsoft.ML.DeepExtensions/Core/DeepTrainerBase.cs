@@ -63,6 +63,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// <summary>The family's network for the given input size and output count.</summary>
     protected abstract NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task);
 
+    /// <summary>
+    /// The family's network, given the training data's feature column as well (so a family can read its annotations,
+    /// e.g. slot names); by default the column is not needed.
+    /// </summary>
+    protected virtual NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
+        CreateSpec(inputSize, outputSize, task);
+
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
     internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
         new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression);
@@ -96,7 +103,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        var image = ImageInput(ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type);
+        var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
+        var image = ImageInput(featureColumn.Type);
         int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image);
         var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
         if (!Supports(label.Task))
@@ -108,7 +116,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
         }
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
-        var spec = CreateSpec(inputSize, outputs, label.Task);
+        var spec = CreateSpec(featureColumn, inputSize, outputs, label.Task);
         spec.Validate();
 
         using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
