@@ -70,4 +70,24 @@ public static class TestData
     public static IEstimator<ITransformer> DigitsFeaturizer(MLContext ml) =>
         ml.Transforms.Conversion.MapValueToKey("Label", "Digit")
             .Append(ml.Transforms.CopyColumns("Features", "Pixels"));
+
+    public sealed class SmsRow
+    {
+        [LoadColumn(0)] public string Class { get; set; }
+        [LoadColumn(1)] public string Text { get; set; }
+    }
+
+    /// <summary>UCI SMS Spam Collection: 5,574 messages, "Class" ham/spam and "Text".</summary>
+    public static IDataView Sms(MLContext ml) =>
+        ml.Data.LoadFromTextFile<SmsRow>(Path("sms-spam", "SMSSpamCollection"), separatorChar: '\t', hasHeader: false, allowQuoting: false);
+
+    /// <summary>
+    /// Class → Boolean "Label" (spam = true); Text → lower-cased words → Key vector "Tokens" (ML.NET's own text transforms,
+    /// so they stay in a saved chain and a PredictionEngine scores raw text).
+    /// </summary>
+    public static IEstimator<ITransformer> SmsTokenizer(MLContext ml) =>
+        ml.Transforms.Conversion.MapValue("Label", new Dictionary<string, bool> { ["ham"] = false, ["spam"] = true }, "Class")
+            .Append(ml.Transforms.Text.NormalizeText("Normalized", "Text"))
+            .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
 }

@@ -104,19 +104,22 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
 
         // 1. Schema: clear errors before anything is read.
         var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
-        var image = ImageInput(featureColumn.Type);
-        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image);
+        var featureType = featureColumn.Type;
+        var image = ImageInput(featureType);
+        var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
+        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens);
         var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
         if (validationData != null)
         {
-            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image);
+            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
             ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
         }
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
         var spec = CreateSpec(featureColumn, inputSize, outputs, label.Task);
+        spec.InputTokens = tokens;
         spec.Validate();
 
         using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
@@ -129,11 +132,11 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
         using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training");
+            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens);
         var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens)
             : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true)
+                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens)
             : null;
         if (valid is { Count: 0 })
         {
@@ -155,7 +158,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var history = new TrainingHistory();
         try
         {
-            var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+            // Token ids are indices, never standardised.
+            var (mean, std) = !o.StandardizeFeatures || tokens is not null ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
                 : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
                 : train.GlobalStatistics();
             network.SetStatistics(mean, std,
@@ -227,7 +231,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions);
         var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification

@@ -29,16 +29,29 @@ internal static class ColumnChecks
 
     /// <summary>
     /// The flattened feature size: a Single scalar (1), a known-size vector of Single, or — for networks that read
-    /// images (<paramref name="image"/> given) — an image column of that shape.
+    /// images (<paramref name="image"/> given) — an image column of that shape, or — for networks that read token
+    /// sequences (<paramref name="tokens"/> given) — a key vector read as <see cref="TokenInput.MaxLength"/> ids.
     /// </summary>
-    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null)
+    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null, TokenInput? tokens = null)
     {
         var col = Find(schema, name, "Feature");
-        return FeatureSize(col.Type, name, image);
+        return FeatureSize(col.Type, name, image, tokens);
     }
 
-    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null)
+    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null, TokenInput? tokens = null)
     {
+        if (type is VectorDataViewType { ItemType: KeyDataViewType key })
+        {
+            if (tokens is null)
+                throw new ArgumentException(
+                    $"Feature column '{name}' is a vector of keys (token ids); this trainer needs a vector of Single. " +
+                    "Use a sequence trainer (Lstm, Transformer) for token sequences, or featurize the text (FeaturizeText, ProduceWordBags).", name);
+            if (key.Count != (ulong)tokens.VocabularySize)
+                throw new ArgumentException(
+                    $"Feature column '{name}' has a vocabulary of {key.Count} keys, but the network was built for {tokens.VocabularySize}; " +
+                    "the data must come from the same MapValueToKey as the training data.", name);
+            return tokens.MaxLength;
+        }
         if (type is ImageDataViewType img)
         {
             if (image is null)
@@ -101,12 +114,13 @@ internal static class ColumnChecks
         shape.Where(c => c.Name == name).Select(c => (SchemaShape.Column?)c).LastOrDefault();
 
     /// <summary>SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed).</summary>
-    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false)
+    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false, bool tokensAllowed = false)
     {
         if (Find(shape, featureName) is not { } f)
             throw new ArgumentException($"Feature column '{featureName}' was not found in the input schema.", featureName);
         bool image = imagesAllowed && f.ItemType is ImageDataViewType && f.Kind == SchemaShape.Column.VectorKind.Scalar;
-        if (!image && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
+        bool tokens = tokensAllowed && f.IsKey && f.Kind != SchemaShape.Column.VectorKind.Scalar;
+        if (!image && !tokens && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
             throw new ArgumentException($"Feature column '{featureName}' must be a known-size vector of Single (or a Single); found {f.Kind} of {f.ItemType}.", featureName);
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);

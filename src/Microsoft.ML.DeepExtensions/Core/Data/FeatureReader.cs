@@ -5,7 +5,8 @@ namespace Microsoft.ML.DeepExtensions.Data;
 
 /// <summary>
 /// Reads the feature column (dense or sparse <see cref="VBuffer{T}"/>, or a Single) and, when training, the label column of
-/// a cursor into contiguous float buffers; rejects NaN/∞ with a message naming the column, row and slot.
+/// a cursor into contiguous float buffers; rejects NaN/∞ with a message naming the column, row and slot. Images are
+/// decoded to planes, token sequences (key vectors) to padded ids as <see cref="TokenInput"/> describes.
 /// </summary>
 internal sealed class FeatureReader
 {
@@ -15,17 +16,26 @@ internal sealed class FeatureReader
     private readonly ValueGetter<float>? _scalar;
     private readonly ValueGetter<MLImage>? _image;
     private readonly ImageShape? _shape;
+    private readonly ValueGetter<VBuffer<uint>>? _keys;
+    private readonly TokenInput? _tokens;
+    private VBuffer<uint> _keyBuffer;
     private MLImage? _img;
     private readonly Func<float>? _label;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
-    public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null)
+    public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null,
+        TokenInput? tokens = null)
     {
         _featureName = featureName;
         _size = size;
         var col = cursor.Schema[featureName];
-        if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
+        if (col.Type is VectorDataViewType { ItemType: KeyDataViewType })
+        {
+            _keys = cursor.GetGetter<VBuffer<uint>>(col);
+            _tokens = tokens ?? throw new ArgumentException($"Feature column '{featureName}' holds token keys but no token input was given.", featureName);
+        }
+        else if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
         else if (col.Type is ImageDataViewType)
         {
             _image = cursor.GetGetter<MLImage>(col);
@@ -58,6 +68,11 @@ internal sealed class FeatureReader
             ReadImage(_img, dst, row);
             return;
         }
+        else if (_keys != null)
+        {
+            ReadTokens(dst, row);
+            return;
+        }
         else
         {
             _vector!(ref _buffer);
@@ -78,6 +93,32 @@ internal sealed class FeatureReader
                 throw new InvalidOperationException(
                     $"Feature column '{_featureName}' has a non-finite value ({dst[i]}) in row {row}, slot {i}. " +
                     "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) or filter the rows.");
+    }
+
+    /// <summary>The row's keys as ids (key k → k, key 0 → unknown), padded with 0; an empty row becomes one unknown token.</summary>
+    private void ReadTokens(Span<float> dst, long row)
+    {
+        var t = _tokens!;
+        _keys!(ref _keyBuffer);
+        int n = _keyBuffer.Length;
+        if (n > t.MaxLength && t.Overflow == SequenceOverflow.Error)
+            throw new InvalidOperationException(
+                $"Feature column '{_featureName}' has a sequence of {n} tokens in row {row}; the maximum is {t.MaxLength}. " +
+                "Raise MaxSequenceLength or set SequenceOverflow = Truncate.");
+        dst.Clear();
+        if (n == 0)
+        {
+            dst[0] = t.UnknownId;
+            return;
+        }
+        int i = 0;
+        foreach (uint k in _keyBuffer.DenseValues())
+        {
+            if (i == t.MaxLength) break;
+            if (k > t.VocabularySize)
+                throw new InvalidOperationException($"Feature column '{_featureName}' has key {k} in row {row}, outside its vocabulary of {t.VocabularySize}.");
+            dst[i++] = k == 0 ? t.UnknownId : k;
+        }
     }
 
     /// <summary>

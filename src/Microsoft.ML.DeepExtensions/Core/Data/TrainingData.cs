@@ -18,6 +18,7 @@ internal sealed class TrainingData : IDisposable
     private readonly RowFilter _filter;
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
+    private readonly TokenInput? _tokens;
     private Tensor? _x;
     private Tensor? _y;
 
@@ -31,17 +32,17 @@ internal sealed class TrainingData : IDisposable
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, string labelName, LabelInfo label, RowFilter filter, long budgetBytes)
     {
-        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _labelName = labelName; _label = label;
+        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
     /// <summary>Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps.</summary>
     public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label,
-        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false)
+        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null)
     {
-        var set = new TrainingData(data, featureName, featureSize, image, labelName, label, filter, budgetBytes);
+        var set = new TrainingData(data, featureName, featureSize, image, tokens, labelName, label, filter, budgetBytes);
         set.FirstPass(device, token, role, allowEmpty);
         return set;
     }
@@ -60,7 +61,7 @@ internal sealed class TrainingData : IDisposable
 
         using (var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName)))
         {
-            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label);
+            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
             long r = -1;
             while (cursor.MoveNext())
             {
@@ -150,7 +151,7 @@ internal sealed class TrainingData : IDisposable
         var ys = new float[capacity];
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
-        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label);
+        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
         long r = -1;
         int filled = 0;
         bool more = true;

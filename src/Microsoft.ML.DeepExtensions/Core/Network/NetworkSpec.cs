@@ -26,6 +26,13 @@ public abstract class NetworkSpec
     [JsonIgnore]
     public virtual ImageShape? InputImage => null;
 
+    /// <summary>
+    /// For networks that read token sequences: how the key vector is read (vocabulary, maximum length). The trainer sets
+    /// it after building the spec; null for float input.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TokenInput? InputTokens { get; set; }
+
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]
     public abstract string Family { get; }
