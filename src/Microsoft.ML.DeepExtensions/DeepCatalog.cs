@@ -57,6 +57,17 @@ public sealed class DeepCatalog
     public DeepFeaturizerEstimator CnnFeaturizer(CnnTrainer.Options options, string outputColumnName = "CnnFeatures") =>
         new(new CnnTrainer(Context, options), outputColumnName);
 
+    /// <summary>An encoder-only transformer trained from scratch on token sequences (TokenizeIntoWords → MapValueToKey).</summary>
+    public TransformerTrainer Transformer(TransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>A text transformer with the default architecture on the key-vector column <paramref name="featureColumnName"/>.</summary>
+    public TransformerTrainer Transformer(string labelColumnName = ColumnNames.Label, string featureColumnName = "Tokens",
+        int maxSequenceLength = 64, int epochs = 8) =>
+        new(Context, new TransformerTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, MaxSequenceLength = maxSequenceLength, Epochs = epochs,
+        });
+
     /// <summary>An FT-Transformer for tabular data (numeric and one-hot categorical features as tokens).</summary>
     public FtTransformerTrainer FtTransformer(FtTransformerTrainer.Options options) => new(Context, options);
 

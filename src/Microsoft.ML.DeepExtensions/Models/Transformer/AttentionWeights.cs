@@ -1,3 +1,4 @@
+using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Models;
 using TorchSharp;
@@ -46,13 +47,13 @@ public static class TransformerAttentionExtensions
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), maxRows, "maxRows must be at least 1.");
 
         var column = ColumnChecks.Find(data.Schema, model.FeatureColumnName, "Feature");
-        int size = ColumnChecks.FeatureSize(column.Type, column.Name, model.Spec.InputImage);
+        int size = ColumnChecks.FeatureSize(column.Type, column.Name, model.Spec.InputImage, model.Spec.InputTokens);
         if (size != model.Spec.InputSize)
             throw new ArgumentException($"Feature column '{column.Name}' has {size} values, but the model was trained on {model.Spec.InputSize}.", column.Name);
         var rows = new List<float[]>();
         using (var cursor = data.GetRowCursor([column]))
         {
-            var reader = new FeatureReader(cursor, column.Name, size, model.Spec.InputImage);
+            var reader = new FeatureReader(cursor, column.Name, size, model.Spec.InputImage, tokens: model.Spec.InputTokens);
             while (rows.Count < maxRows && cursor.MoveNext())
             {
                 var row = new float[size];
@@ -92,9 +93,18 @@ public static class TransformerAttentionExtensions
         return maps;
     }
 
-    private static string[] TokenNames(DeepTransformer model, DataViewSchema.Column column, float[] row, int count) => model.Spec switch
+    /// <summary>FT-Transformer: the feature names; text: the words (from the column's key values), "[CLS]" first when pooled by it.</summary>
+    private static string[] TokenNames(DeepTransformer model, DataViewSchema.Column column, float[] row, int count)
     {
-        FtTransformerSpec ft => ft.TokenNames(),
-        _ => Enumerable.Range(0, count).Select(i => $"t{i}").ToArray(),
-    };
+        if (model.Spec is FtTransformerSpec ft) return ft.TokenNames();
+        var spec = (TransformerSpec)model.Spec;
+        bool cls = spec.Pooling == SequencePooling.Cls;
+        var words = new VBuffer<ReadOnlyMemory<char>>();
+        bool named = column.HasKeyValues();
+        if (named) column.GetKeyValues(ref words);
+        var values = named ? words.DenseValues().Select(v => v.ToString()).ToArray() : [];
+        var unknown = spec.InputTokens!.UnknownId;
+        var tokens = row.Take(count - (cls ? 1 : 0)).Select(id => (int)id is var k && k == unknown ? "<unk>" : k - 1 < values.Length ? values[k - 1] : $"#{k}");
+        return cls ? ["[CLS]", .. tokens] : tokens.ToArray();
+    }
 }
