@@ -1,3 +1,4 @@
+using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Models;
 using Microsoft.ML.DeepExtensions.Network;
 
@@ -78,6 +79,14 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
 
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Transformer(options)</c>).</summary>
     public TransformerTrainer(MLContext context, Options options) : base(context, options, nameof(TransformerTrainer)) { }
+
+    /// <summary>The feature column must be a token sequence (a vector of keys); anything else is named before training.</summary>
+    protected override NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
+        featureColumn.Type is VectorDataViewType { ItemType: KeyDataViewType }
+            ? CreateSpec(inputSize, outputSize, task)
+            : throw new ArgumentException(
+                $"Feature column '{featureColumn.Name}' must be a token sequence — a vector of keys from TokenizeIntoWords → MapValueToKey; found {featureColumn.Type}. " +
+                "For tabular float vectors use FtTransformerTrainer.", featureColumn.Name);
 
     /// <summary>
     /// The spec for a feature column of key vectors. Before training (for <c>Summary()</c>), <paramref name="inputSize"/> is
