@@ -16,7 +16,7 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
     public sealed class Options : DeepTrainerOptions, ITokenSequenceOptions
     {
         /// <summary>
-        /// Creates options with the text transformer's defaults: 8 epochs, batch 32, AdamW (learning rate 1e-3, weight
+        /// Creates options with the text transformer's defaults: 8 epochs, batch 32, AdamW (learning rate 2e-3, weight
         /// decay 0.01), one warm-up epoch then cosine decay, gradient clipping at 1.
         /// </summary>
         public Options()
@@ -24,7 +24,7 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
             Epochs = 8;
             BatchSize = 32;
             Optimizer = DeepOptimizer.AdamW;
-            LearningRate = 1e-3;
+            LearningRate = 2e-3;
             WeightDecay = 0.01;
             LearningRateSchedule = Training.LearningRateSchedule.Cosine(warmupEpochs: 1);
             GradientClipNorm = 1.0;
