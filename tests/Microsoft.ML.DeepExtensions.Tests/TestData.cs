@@ -91,3 +91,29 @@ public static class TestData
             .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
             .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
 }
+
+/// <summary>Recurrent-family data: Seattle hourly temperatures (2010) and the SMS spam collection.</summary>
+public static class SequenceData
+{
+    public sealed class TempRow
+    {
+        [LoadColumn(0)] public string Date { get; set; }
+        [LoadColumn(1)] public float Temp { get; set; }
+    }
+
+    /// <summary>8,759 hourly temperatures (°F) in time order: columns Date, Temp.</summary>
+    public static IDataView SeattleTemps(MLContext ml) =>
+        ml.Data.LoadFromTextFile<TempRow>(TestData.Path("timeseries", "seattle-temps.csv"), separatorChar: ',', hasHeader: true);
+
+    /// <summary>
+    /// Next-hour windows from the previous 24 hours, split in time: the first 80 % of windows for training, the last 20 %
+    /// (the end of the year) for testing.
+    /// </summary>
+    public static (IDataView Train, IDataView Test, long TrainCount) TempWindows(MLContext ml, int lookBack = 24)
+    {
+        var windows = ml.Deep().SeriesWindows(SeattleTemps(ml), "Temp", lookBack);
+        long n = windows.GetRowCount() ?? throw new InvalidOperationException("window count unknown");
+        long trainCount = (long)(n * 0.8);
+        return (ml.Data.TakeRows(windows, trainCount), ml.Data.SkipRows(windows, trainCount), trainCount);
+    }
+}

@@ -51,6 +51,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected virtual bool StandardizePerFeature => true;
 
+    /// <summary>
+    /// Slots that share one mean and deviation repeat with this period: <paramref name="inputSize"/> gives every slot its
+    /// own (tabular data), 1 pools all (images), F pools each feature over the steps of a T × F sequence.
+    /// Default: from <see cref="StandardizePerFeature"/>.
+    /// </summary>
+    protected virtual int StatisticsPeriod(int inputSize) => StandardizePerFeature ? inputSize : 1;
+
     /// <summary>Whether the family reads an image (MLImage) feature column as well as float vectors.</summary>
     protected virtual bool AcceptsImages => false;
 
@@ -108,16 +115,18 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var image = ImageInput(featureType);
         var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
         int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens);
-        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
+        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task, tokens?.MaxLength);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
         if (validationData != null)
         {
             int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
-            ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
+            if (ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task, tokens?.MaxLength).Width != label.Width)
+                throw new ArgumentException($"Label column '{o.LabelColumnName}' has a different number of values in the validation data than the {label.Width} in the training data.", o.LabelColumnName);
         }
-        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
+        // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
+        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
         var spec = CreateSpec(featureColumn, inputSize, outputs, label.Task);
         spec.InputTokens = tokens;
         spec.Validate();
@@ -160,8 +169,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         {
             // Token ids are indices, never standardised.
             var (mean, std) = !o.StandardizeFeatures || tokens is not null ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
-                : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
-                : train.GlobalStatistics();
+                : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,
                 label.Task == DeepTask.Regression ? train.TargetMean : 0,
                 label.Task == DeepTask.Regression ? train.TargetStd : 1);
@@ -206,6 +214,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             LabelColumnName = o.LabelColumnName,
             ClassCount = label.ClassCount,
             LabelKeyValues = label.KeyValues,
+            LabelWidth = label.Width,
             HasProbability = HasProbability,
             History = history,
             TrainerOptions = JsonSerializer.SerializeToElement(o, o.GetType(), ModelManifest.Json),
@@ -248,11 +257,14 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
                 Add(ColumnNames.PredictedLabel, scalar, BooleanDataViewType.Instance, false);
                 break;
             case DeepTask.MulticlassClassification:
+                // A key-vector label (one class per step) gets a per-step PredictedLabel vector.
                 Add(ColumnNames.Score, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
-                Add(ColumnNames.PredictedLabel, scalar, NumberDataViewType.UInt32, true, label.Annotations);
+                Add(ColumnNames.PredictedLabel, label.Kind == SchemaShape.Column.VectorKind.Scalar ? scalar : SchemaShape.Column.VectorKind.Vector,
+                    NumberDataViewType.UInt32, true, label.Annotations);
                 break;
             default:
-                Add(ColumnNames.Score, scalar, NumberDataViewType.Single, false);
+                // A vector label (multi-output regression, one value per step) gets a vector Score.
+                Add(ColumnNames.Score, label.Kind == SchemaShape.Column.VectorKind.Vector ? SchemaShape.Column.VectorKind.Vector : scalar, NumberDataViewType.Single, false);
                 break;
         }
         return new SchemaShape(cols.Values);

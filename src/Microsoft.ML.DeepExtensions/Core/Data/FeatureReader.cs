@@ -21,6 +21,13 @@ internal sealed class FeatureReader
     private VBuffer<uint> _keyBuffer;
     private MLImage? _img;
     private readonly Func<float>? _label;
+    private readonly ValueGetter<VBuffer<float>>? _labelVector;
+    private VBuffer<float> _labelBuffer;
+    private readonly ValueGetter<VBuffer<uint>>? _labelKeys;
+    private VBuffer<uint> _labelKeyBuffer;
+
+    /// <summary>The class index read for a step without a label (a missing key, or past the row's end): ignored by the loss.</summary>
+    public const float NoClass = -1;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
@@ -45,7 +52,9 @@ internal sealed class FeatureReader
         if (labelName != null && label != null)
         {
             _labelName = labelName;
-            _label = LabelGetter(cursor, cursor.Schema[labelName], label);
+            if (label.Kind == LabelKind.SingleVector) _labelVector = cursor.GetGetter<VBuffer<float>>(cursor.Schema[labelName]);
+            else if (label.Kind == LabelKind.KeyVector) _labelKeys = cursor.GetGetter<VBuffer<uint>>(cursor.Schema[labelName]);
+            else _label = LabelGetter(cursor, cursor.Schema[labelName], label);
         }
     }
 
@@ -152,7 +161,41 @@ internal sealed class FeatureReader
         }
     }
 
-    /// <summary>The current row's label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
+    /// <summary>
+    /// The current row's label into <paramref name="dst"/> (one value, or the label vector's values): 0/1 (binary),
+    /// 0-based class index (multiclass) or the value(s) (regression).
+    /// </summary>
+    public void ReadLabel(Span<float> dst, long row)
+    {
+        if (_labelKeys is not null)
+        {
+            // One class per step: key k → k − 1; missing keys and steps past the row's end → NoClass. Steps beyond the
+            // width are dropped, as token features beyond MaxSequenceLength are.
+            _labelKeys(ref _labelKeyBuffer);
+            dst.Fill(NoClass);
+            int i = 0;
+            foreach (uint k in _labelKeyBuffer.DenseValues())
+            {
+                if (i == dst.Length) break;
+                dst[i++] = k == 0 ? NoClass : k - 1;
+            }
+            return;
+        }
+        if (_labelVector is null)
+        {
+            dst[0] = ReadLabel(row);
+            return;
+        }
+        _labelVector(ref _labelBuffer);
+        if (_labelBuffer.Length != dst.Length)
+            throw new InvalidOperationException($"Label column '{_labelName}' has {_labelBuffer.Length} values in row {row}; expected {dst.Length}.");
+        _labelBuffer.CopyTo(dst);
+        for (int i = 0; i < dst.Length; i++)
+            if (!float.IsFinite(dst[i]))
+                throw new InvalidOperationException($"Label column '{_labelName}' has a non-finite or missing value in row {row}, slot {i}. Filter such rows before training.");
+    }
+
+    /// <summary>The current row's (scalar) label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
     public float ReadLabel(long row)
     {
         float y = _label!();

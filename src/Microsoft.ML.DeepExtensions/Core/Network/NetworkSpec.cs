@@ -13,6 +13,7 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(MlpSpec), "mlp")]
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
 [JsonDerivedType(typeof(CnnSpec), "cnn")]
+[JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
 [JsonDerivedType(typeof(FtTransformerSpec), "ft-transformer")]
 [JsonDerivedType(typeof(TransformerSpec), "transformer")]
 public abstract class NetworkSpec

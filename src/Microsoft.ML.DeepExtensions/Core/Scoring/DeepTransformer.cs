@@ -100,7 +100,8 @@ public sealed class DeepTransformer : ITransformer, IDisposable
         if (Device.type != DeviceType.CPU) x = x.to(Device);
         Tensor y;
         lock (_lock) y = Manifest.FeaturesColumnName is null ? _network.Predict(x) : _network.Embed(x);
-        if (Manifest.Task == DeepTask.MulticlassClassification && Manifest.FeaturesColumnName is null) y = y.softmax(1);
+        if (Manifest.Task == DeepTask.MulticlassClassification && Manifest.FeaturesColumnName is null)
+            y = y.reshape(rows, Manifest.LabelWidth, -1).softmax(2).reshape(rows, -1);   // per step for a key-vector label
         return y.cpu().data<float>().ToArray();
     }
 
