@@ -136,6 +136,9 @@ public class NasBertTests
     [Fact]
     public void TheComparisonTrainsNasBertOrSkipsWithAClearMessage()
     {
+        // ML.NET waits MICROSOFTML_RESOURCE_TIMEOUT (ms) per download attempt; offline, a short wait is enough to know.
+        if (Environment.GetEnvironmentVariable("MICROSOFTML_RESOURCE_TIMEOUT") is null)
+            Environment.SetEnvironmentVariable("MICROSOFTML_RESOURCE_TIMEOUT", "20000");
         var ml = new MLContext(seed: 1);
         var all = ml.Data.LoadFromTextFile<Sms>(SmsPath(), separatorChar: '\t', allowQuoting: false);
         var small = ml.Data.TakeRows(all, 64);

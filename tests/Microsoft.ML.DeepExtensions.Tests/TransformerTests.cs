@@ -234,6 +234,10 @@ public class TransformerTests
         Assert.Contains("'Features' must be a token sequence", e1.Message);
         var e2 = Assert.Throws<ArgumentException>(() => ml.Deep().FtTransformer(featureColumnName: "Tokens").Fit(train));
         Assert.Contains("'Tokens'", e2.Message);
+        var gap = QuickFt(1);
+        gap.Tokens = [new FeatureToken("first", 0, 10), new FeatureToken("rest", 11, 53)];
+        var e4 = Assert.Throws<InvalidOperationException>(() => ml.Deep().FtTransformer(gap).Fit(digits));
+        Assert.Contains("slot 10", e4.Message);
         var heads = new TransformerTrainer.Options { FeatureColumnName = "Tokens", Dimension = 30, Heads = 4 };
         var e3 = Assert.Throws<ArgumentOutOfRangeException>(() => ml.Deep().Transformer(heads).Fit(train));
         Assert.Contains("Heads", e3.Message);

@@ -21,7 +21,7 @@ public sealed record FeatureToken(string Name, int Start, int Length);
 /// </summary>
 public sealed class FtTransformerSpec : NetworkSpec
 {
-    /// <summary>The feature tokens, in order (they cover the feature vector; tokens may not overlap).</summary>
+    /// <summary>The feature tokens, in order: together they cover every slot of the feature vector, each slot once.</summary>
     public FeatureToken[] Tokens { get; set; } = [];
     /// <summary>Token width d.</summary>
     public int Dimension { get; set; } = 64;
@@ -93,6 +93,9 @@ public sealed class FtTransformerSpec : NetworkSpec
                 covered[i] = true;
             }
         }
+        int uncovered = Array.IndexOf(covered, false);
+        if (uncovered >= 0)
+            throw new InvalidOperationException($"FT-Transformer: slot {uncovered} of the {InputSize}-value feature vector belongs to no token; the tokens must cover every slot.");
     }
 
     /// <inheritdoc />
