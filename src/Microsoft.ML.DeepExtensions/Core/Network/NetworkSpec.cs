@@ -14,6 +14,8 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
 [JsonDerivedType(typeof(CnnSpec), "cnn")]
 [JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
+[JsonDerivedType(typeof(FtTransformerSpec), "ft-transformer")]
+[JsonDerivedType(typeof(TransformerSpec), "transformer")]
 public abstract class NetworkSpec
 {
     /// <summary>Length of the flattened feature vector the network reads.</summary>
