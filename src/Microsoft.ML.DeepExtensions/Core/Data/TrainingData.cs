@@ -7,14 +7,15 @@ namespace Microsoft.ML.DeepExtensions.Data;
 /// Training (or validation) rows of an <see cref="IDataView"/> as batches of tensors — one tensor per batch, never per row.
 /// One pass over the cursor validates every row and computes feature/target statistics and class counts. Data that fits
 /// the memory budget is then held as two tensors and batches are gathered with a seeded permutation each epoch; larger
-/// data is streamed from a new cursor each epoch through a seeded shuffle buffer.
+/// data is streamed from a new cursor each epoch through a seeded shuffle buffer. Without a label column (unsupervised
+/// families) every row's label reads as 0.
 /// </summary>
 internal sealed class TrainingData : IDisposable
 {
     private readonly IDataView _data;
     private readonly string _featureName;
-    private readonly string _labelName;
-    private readonly LabelInfo _label;
+    private readonly string? _labelName;
+    private readonly LabelInfo? _label;
     private readonly RowFilter _filter;
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
@@ -26,19 +27,24 @@ internal sealed class TrainingData : IDisposable
     public bool IsCached => _x is not null;
     public float[] FeatureMean { get; private set; } = [];
     public float[] FeatureStd { get; private set; } = [];
+    public float[] FeatureMin { get; private set; } = [];
+    public float[] FeatureMax { get; private set; } = [];
     public float TargetMean { get; private set; }
     public float TargetStd { get; private set; } = 1;
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
     {
         _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
-    /// <summary>Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps.</summary>
-    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label,
+    /// <summary>
+    /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. A null
+    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only.
+    /// </summary>
+    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
         RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false)
     {
         var set = new TrainingData(data, featureName, featureSize, image, labelName, label, filter, budgetBytes);
@@ -51,8 +57,10 @@ internal sealed class TrainingData : IDisposable
         int d = FeatureSize;
         var mean = new double[d];
         var m2 = new double[d];
+        var min = Enumerable.Repeat(float.PositiveInfinity, d).ToArray();
+        var max = Enumerable.Repeat(float.NegativeInfinity, d).ToArray();
         double tMean = 0, tM2 = 0;
-        var classCounts = new long[Math.Max(_label.ClassCount, 0)];
+        var classCounts = new long[Math.Max(_label?.ClassCount ?? 0, 0)];
         var row = new float[d];
         var xs = new GrowingBuffer(d, _budgetBytes);
         var ys = new GrowingBuffer(1, long.MaxValue);
@@ -68,19 +76,21 @@ internal sealed class TrainingData : IDisposable
                 if (!_filter.Keep(r)) continue;
                 if ((r & 1023) == 0) token.ThrowIfCancellationRequested();
                 reader.ReadFeatures(row, r);
-                float y = reader.ReadLabel(r);
+                float y = _label is null ? 0 : reader.ReadLabel(r);
                 n++;
                 for (int i = 0; i < d; i++)
                 {
                     double delta = row[i] - mean[i];
                     mean[i] += delta / n;
                     m2[i] += delta * (row[i] - mean[i]);
+                    min[i] = Math.Min(min[i], row[i]);
+                    max[i] = Math.Max(max[i], row[i]);
                 }
-                if (_label.Task == DeepTask.Regression)
+                if (_label?.Task == DeepTask.Regression)
                 {
                     double delta = y - tMean; tMean += delta / n; tM2 += delta * (y - tMean);
                 }
-                else
+                else if (_label is not null)
                 {
                     int c = (int)y;
                     if (c < 0 || c >= classCounts.Length)
@@ -98,6 +108,8 @@ internal sealed class TrainingData : IDisposable
         if (n == 0) return;
         FeatureMean = mean.Select(m => (float)m).ToArray();
         FeatureStd = m2.Select(v => (float)Math.Sqrt(v / n)).ToArray();
+        FeatureMin = min;
+        FeatureMax = max;
         TargetMean = (float)tMean;
         TargetStd = (float)Math.Sqrt(tM2 / n);
         ClassCounts = classCounts;
@@ -162,7 +174,7 @@ internal sealed class TrainingData : IDisposable
                 r++;
                 if (!_filter.Keep(r)) continue;
                 reader.ReadFeatures(xs.AsSpan(filled * d, d), r);
-                ys[filled++] = reader.ReadLabel(r);
+                ys[filled++] = _label is null ? 0 : reader.ReadLabel(r);
                 if (filled < capacity) continue;
             }
             if (filled == 0) break;

@@ -13,6 +13,7 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(MlpSpec), "mlp")]
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
 [JsonDerivedType(typeof(CnnSpec), "cnn")]
+[JsonDerivedType(typeof(GanSpec), "gan")]
 public abstract class NetworkSpec
 {
     /// <summary>Length of the flattened feature vector the network reads.</summary>
