@@ -70,6 +70,42 @@ internal sealed class GanNetwork : nn.Module
     public Tensor Discriminate(Tensor x, Tensor? oneHot) => discriminator.call(oneHot is null ? x : cat([x, oneHot], 1)).reshape(-1);
 
     /// <summary>
+    /// <paramref name="count"/> generated rows in the networks' scale from noise seeded by <paramref name="seed"/>, with their
+    /// class indices (conditional: <paramref name="classIndex"/>, or drawn by the class frequencies; null when unconditional).
+    /// Call under no_grad in eval mode.
+    /// </summary>
+    public (Tensor Rows, Tensor? Classes) Sample(int count, int seed, int? classIndex, Device device)
+    {
+        using var gen = new torch.Generator((ulong)(uint)seed);
+        var z = randn([count, Spec.LatentSize], generator: gen).to(device);
+        Tensor? y = null;
+        if (Spec.ClassCount > 0)
+            y = (classIndex is int k
+                ? full(count, k, dtype: ScalarType.Int64)
+                : multinomial(class_prior.cpu(), count, replacement: true, generator: gen)).to(device);
+        return (Generate(z, y is null ? null : OneHot(y)), y);
+    }
+
+    /// <summary>
+    /// A PNG grid of generated images (image GANs): one row per class with <paramref name="perClass"/> samples when
+    /// conditional, else <paramref name="perClass"/> × <paramref name="perClass"/>. The same seed draws the same noise.
+    /// </summary>
+    public byte[] ImageGrid(int perClass, int seed, Device device)
+    {
+        var shape = Spec.Image ?? throw new InvalidOperationException("An image grid needs a GAN trained on images (ImageShape set).");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var images = new List<float[]>();
+        int rows = Spec.ClassCount > 0 ? Spec.ClassCount : perClass;
+        for (int r = 0; r < rows; r++)
+        {
+            var f = Sample(perClass, seed + r, Spec.ClassCount > 0 ? r : null, device).Rows.cpu().data<float>().ToArray();
+            for (int i = 0; i < perClass; i++) images.Add(f.AsSpan(i * shape.Size, shape.Size).ToArray());
+        }
+        return Models.ImageGrid.ToPng(images, shape, perClass, -1, 1);
+    }
+
+    /// <summary>
     /// How real raw feature rows look: the discriminator's score (for a conditional GAN, the highest over the classes,
     /// i.e. how real the row looks as the class it most resembles).
     /// </summary>

@@ -145,6 +145,12 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
     /// <summary>Raised after every epoch.</summary>
     public event EventHandler<EpochRecord>? EpochCompleted;
 
+    /// <summary>
+    /// For image GANs: raised after every epoch with a PNG grid of samples drawn from the same noise each epoch (one row
+    /// per class when conditional), to watch the images improve. Nothing is drawn unless a handler is attached.
+    /// </summary>
+    public event EventHandler<GanEpochImages>? EpochImages;
+
     /// <summary>The networks this trainer builds for <paramref name="featureSize"/> features and <paramref name="classCount"/> classes (0: unconditional).</summary>
     public GanSpec Spec(int featureSize, int classCount = 0)
     {
@@ -234,7 +240,16 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             float[]? prior = label is null ? null : train.ClassCounts.Select(c => (float)(c / (double)train.Count)).ToArray();
             network.SetStatistics(center, scale, prior);
             network.to(device);
-            Train(network, train, o, seed, device, history, new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)));
+            var progress = new ProgressCallback(ch, o.Verbose, o.Progress, r =>
+            {
+                EpochCompleted?.Invoke(this, r);
+                if (EpochImages is { } images && spec.Image is not null)
+                {
+                    network.eval();
+                    images(this, new GanEpochImages(r.Epoch, network.ImageGrid(8, seed, device)));
+                }
+            });
+            Train(network, train, o, seed, device, history, progress);
         }
         catch
         {
@@ -379,3 +394,8 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         return (int)((z ^ (z >> 32)) & 0x7FFFFFFF);
     }
 }
+
+/// <summary>A grid of generated images after an epoch (see <see cref="GanTrainer.EpochImages"/>).</summary>
+/// <param name="Epoch">1-based epoch number.</param>
+/// <param name="Png">The grid as PNG bytes.</param>
+public sealed record GanEpochImages(int Epoch, byte[] Png);

@@ -111,7 +111,7 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     /// </summary>
     public IDataView Generate(int count, int seed = 0, int? classIndex = null)
     {
-        var (features, labels) = GenerateRows(count, seed, classIndex, scaled: false);
+        var (features, labels) = GenerateRows(count, seed, classIndex);
         return new GeneratedDataView(this, features, labels);
     }
 
@@ -126,8 +126,8 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
                           : "This GAN is unconditional; it generates rows without a class.", nameof(label));
     }
 
-    /// <summary>Generated rows as flat row-major floats (feature units, or the networks' scale) and their class indices.</summary>
-    internal (float[] Features, uint[]? Labels) GenerateRows(int count, int seed, int? classIndex, bool scaled)
+    /// <summary>Generated rows as flat row-major floats in feature units, and their class indices.</summary>
+    internal (float[] Features, uint[]? Labels) GenerateRows(int count, int seed, int? classIndex)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(count);
@@ -137,21 +137,12 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
         if (count == 0) return ([], IsConditional ? [] : null);
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var gen = new torch.Generator((ulong)(uint)seed);
-        var z = torch.randn([count, Spec.LatentSize], generator: gen).to(Device);
-        Tensor? y = null;
-        if (IsConditional)
-        {
-            y = classIndex is int k
-                ? torch.full(count, k, dtype: ScalarType.Int64)
-                : torch.multinomial(torch.tensor(_network.ClassPrior()), count, replacement: true, generator: gen);
-            y = y.to(Device);
-        }
         Tensor rows;
+        Tensor? y;
         lock (_lock)
         {
-            rows = _network.Generate(z, y is null ? null : _network.OneHot(y));
-            if (!scaled) rows = _network.Unscale(rows);
+            (rows, y) = _network.Sample(count, seed, classIndex, Device);
+            rows = _network.Unscale(rows);
         }
         var labels = y?.cpu().data<long>().Select(v => (uint)v).ToArray();
         return (rows.cpu().data<float>().ToArray(), labels);
@@ -163,15 +154,9 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     /// </summary>
     public byte[] ImageGrid(int perClass = 8, int seed = 0)
     {
-        var shape = Spec.Image ?? throw new InvalidOperationException("ImageGrid needs a GAN trained on images (ImageShape set).");
-        var images = new List<float[]>();
-        int rows = IsConditional ? Manifest.ClassCount : perClass;
-        for (int r = 0; r < rows; r++)
-        {
-            var (f, _) = GenerateRows(perClass, seed + r, IsConditional ? r : null, scaled: true);
-            for (int i = 0; i < perClass; i++) images.Add(f.AsSpan(i * shape.Size, shape.Size).ToArray());
-        }
-        return Models.ImageGrid.ToPng(images, shape, perClass, -1, 1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(perClass, 1);
+        lock (_lock) return _network.ImageGrid(perClass, seed, Device);
     }
 
     /// <summary>Writes <see cref="ImageGrid"/> to <paramref name="path"/>.</summary>
