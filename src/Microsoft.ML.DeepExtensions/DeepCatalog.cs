@@ -57,6 +57,25 @@ public sealed class DeepCatalog
     public DeepFeaturizerEstimator CnnFeaturizer(CnnTrainer.Options options, string outputColumnName = "CnnFeatures") =>
         new(new CnnTrainer(Context, options), outputColumnName);
 
+    /// <summary>A recurrent network trainer (RNN, LSTM or GRU) for sequences.</summary>
+    public LstmTrainer Lstm(LstmTrainer.Options options) => new(Context, options);
+
+    /// <summary>An LSTM trainer with the given columns, reading the feature vector as <paramref name="sequenceShape"/> (null: T steps of one value).</summary>
+    public LstmTrainer Lstm(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
+        SequenceShape? sequenceShape = null, int hiddenSize = 64, int epochs = 10) =>
+        new(Context, new LstmTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, SequenceShape = sequenceShape,
+            HiddenSize = hiddenSize, Epochs = epochs,
+        });
+
+    /// <summary>
+    /// Windows an ordered series column into rows of <paramref name="lookBack"/> past values (Features), the next
+    /// <paramref name="horizon"/> values (Label) and the persistence forecast (LastValue); see <see cref="SeriesWindows.Create"/>.
+    /// </summary>
+    public IDataView SeriesWindows(IDataView data, string seriesColumnName, int lookBack, int horizon = 1, int stride = 1) =>
+        DeepExtensions.SeriesWindows.Create(Context, data, seriesColumnName, lookBack, horizon, stride);
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 

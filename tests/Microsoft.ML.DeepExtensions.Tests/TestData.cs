@@ -70,4 +70,50 @@ public static class TestData
     public static IEstimator<ITransformer> DigitsFeaturizer(MLContext ml) =>
         ml.Transforms.Conversion.MapValueToKey("Label", "Digit")
             .Append(ml.Transforms.CopyColumns("Features", "Pixels"));
+
+    public sealed class SmsRow
+    {
+        [LoadColumn(0)] public string Class { get; set; }
+        [LoadColumn(1)] public string Text { get; set; }
+    }
+
+    /// <summary>UCI SMS Spam Collection: 5,574 messages, "Class" ham/spam and "Text".</summary>
+    public static IDataView Sms(MLContext ml) =>
+        ml.Data.LoadFromTextFile<SmsRow>(Path("sms-spam", "SMSSpamCollection"), separatorChar: '\t', hasHeader: false, allowQuoting: false);
+
+    /// <summary>
+    /// Class → Boolean "Label" (spam = true); Text → lower-cased words → Key vector "Tokens" (ML.NET's own text transforms,
+    /// so they stay in a saved chain and a PredictionEngine scores raw text).
+    /// </summary>
+    public static IEstimator<ITransformer> SmsTokenizer(MLContext ml) =>
+        ml.Transforms.Conversion.MapValue("Label", new Dictionary<string, bool> { ["ham"] = false, ["spam"] = true }, "Class")
+            .Append(ml.Transforms.Text.NormalizeText("Normalized", "Text"))
+            .Append(ml.Transforms.Text.TokenizeIntoWords("Tokens", "Normalized"))
+            .Append(ml.Transforms.Conversion.MapValueToKey("Tokens"));
+}
+
+/// <summary>Recurrent-family data: Seattle hourly temperatures (2010) and the SMS spam collection.</summary>
+public static class SequenceData
+{
+    public sealed class TempRow
+    {
+        [LoadColumn(0)] public string Date { get; set; }
+        [LoadColumn(1)] public float Temp { get; set; }
+    }
+
+    /// <summary>8,759 hourly temperatures (°F) in time order: columns Date, Temp.</summary>
+    public static IDataView SeattleTemps(MLContext ml) =>
+        ml.Data.LoadFromTextFile<TempRow>(TestData.Path("timeseries", "seattle-temps.csv"), separatorChar: ',', hasHeader: true);
+
+    /// <summary>
+    /// Next-hour windows from the previous 24 hours, split in time: the first 80 % of windows for training, the last 20 %
+    /// (the end of the year) for testing.
+    /// </summary>
+    public static (IDataView Train, IDataView Test, long TrainCount) TempWindows(MLContext ml, int lookBack = 24)
+    {
+        var windows = ml.Deep().SeriesWindows(SeattleTemps(ml), "Temp", lookBack);
+        long n = windows.GetRowCount() ?? throw new InvalidOperationException("window count unknown");
+        long trainCount = (long)(n * 0.8);
+        return (ml.Data.TakeRows(windows, trainCount), ml.Data.SkipRows(windows, trainCount), trainCount);
+    }
 }

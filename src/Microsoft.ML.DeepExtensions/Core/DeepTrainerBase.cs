@@ -51,6 +51,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected virtual bool StandardizePerFeature => true;
 
+    /// <summary>
+    /// Slots that share one mean and deviation repeat with this period: <paramref name="inputSize"/> gives every slot its
+    /// own (tabular data), 1 pools all (images), F pools each feature over the steps of a T × F sequence.
+    /// Default: from <see cref="StandardizePerFeature"/>.
+    /// </summary>
+    protected virtual int StatisticsPeriod(int inputSize) => StandardizePerFeature ? inputSize : 1;
+
     /// <summary>Whether the family reads an image (MLImage) feature column as well as float vectors.</summary>
     protected virtual bool AcceptsImages => false;
 
@@ -96,19 +103,24 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        var image = ImageInput(ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type);
-        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image);
-        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task);
+        var featureType = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type;
+        var image = ImageInput(featureType);
+        var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
+        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens);
+        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task, tokens?.MaxLength);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
         if (validationData != null)
         {
-            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image);
+            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
-            ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task);
+            if (ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task, tokens?.MaxLength).Width != label.Width)
+                throw new ArgumentException($"Label column '{o.LabelColumnName}' has a different number of values in the validation data than the {label.Width} in the training data.", o.LabelColumnName);
         }
-        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount : 1;
+        // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
+        int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
         var spec = CreateSpec(inputSize, outputs, label.Task);
+        spec.InputTokens = tokens;
         spec.Validate();
 
         using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
@@ -121,11 +133,11 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
         using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training");
+            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens);
         var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation")
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens)
             : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true)
+                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens)
             : null;
         if (valid is { Count: 0 })
         {
@@ -147,9 +159,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var history = new TrainingHistory();
         try
         {
-            var (mean, std) = !o.StandardizeFeatures ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
-                : StandardizePerFeature ? (train.FeatureMean, train.FeatureStd)
-                : train.GlobalStatistics();
+            // Token ids are indices, never standardised.
+            var (mean, std) = !o.StandardizeFeatures || tokens is not null ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+                : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,
                 label.Task == DeepTask.Regression ? train.TargetMean : 0,
                 label.Task == DeepTask.Regression ? train.TargetStd : 1);
@@ -194,6 +206,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             LabelColumnName = o.LabelColumnName,
             ClassCount = label.ClassCount,
             LabelKeyValues = label.KeyValues,
+            LabelWidth = label.Width,
             HasProbability = HasProbability,
             History = history,
             TrainerOptions = JsonSerializer.SerializeToElement(o, o.GetType(), ModelManifest.Json),
@@ -219,7 +232,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions);
         var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification
@@ -236,11 +249,14 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
                 Add(ColumnNames.PredictedLabel, scalar, BooleanDataViewType.Instance, false);
                 break;
             case DeepTask.MulticlassClassification:
+                // A key-vector label (one class per step) gets a per-step PredictedLabel vector.
                 Add(ColumnNames.Score, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
-                Add(ColumnNames.PredictedLabel, scalar, NumberDataViewType.UInt32, true, label.Annotations);
+                Add(ColumnNames.PredictedLabel, label.Kind == SchemaShape.Column.VectorKind.Scalar ? scalar : SchemaShape.Column.VectorKind.Vector,
+                    NumberDataViewType.UInt32, true, label.Annotations);
                 break;
             default:
-                Add(ColumnNames.Score, scalar, NumberDataViewType.Single, false);
+                // A vector label (multi-output regression, one value per step) gets a vector Score.
+                Add(ColumnNames.Score, label.Kind == SchemaShape.Column.VectorKind.Vector ? SchemaShape.Column.VectorKind.Vector : scalar, NumberDataViewType.Single, false);
                 break;
         }
         return new SchemaShape(cols.Values);

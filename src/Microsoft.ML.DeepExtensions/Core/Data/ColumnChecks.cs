@@ -13,9 +13,14 @@ internal sealed class LabelInfo
     public KeyValuesInfo? KeyValues { get; init; }
     /// <summary>How raw label values are read.</summary>
     public LabelKind Kind { get; init; }
+    /// <summary>
+    /// Label values per row: 1, or the size of a vector label — multi-output regression (Single vector) or one class per
+    /// step (Key vector, multiclass; missing keys and steps past the row's end are ignored by the loss and the metric).
+    /// </summary>
+    public int Width { get; init; } = 1;
 }
 
-internal enum LabelKind { Boolean, Key, Single, Double }
+internal enum LabelKind { Boolean, Key, Single, Double, SingleVector, KeyVector }
 
 /// <summary>Schema validation shared by Fit, GetOutputSchema and Transform: every message names the column and what was expected.</summary>
 internal static class ColumnChecks
@@ -29,16 +34,29 @@ internal static class ColumnChecks
 
     /// <summary>
     /// The flattened feature size: a Single scalar (1), a known-size vector of Single, or — for networks that read
-    /// images (<paramref name="image"/> given) — an image column of that shape.
+    /// images (<paramref name="image"/> given) — an image column of that shape, or — for networks that read token
+    /// sequences (<paramref name="tokens"/> given) — a key vector read as <see cref="TokenInput.MaxLength"/> ids.
     /// </summary>
-    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null)
+    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null, TokenInput? tokens = null)
     {
         var col = Find(schema, name, "Feature");
-        return FeatureSize(col.Type, name, image);
+        return FeatureSize(col.Type, name, image, tokens);
     }
 
-    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null)
+    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null, TokenInput? tokens = null)
     {
+        if (type is VectorDataViewType { ItemType: KeyDataViewType key })
+        {
+            if (tokens is null)
+                throw new ArgumentException(
+                    $"Feature column '{name}' is a vector of keys (token ids); this trainer needs a vector of Single. " +
+                    "Use a sequence trainer (Lstm, Transformer) for token sequences, or featurize the text (FeaturizeText, ProduceWordBags).", name);
+            if (key.Count != (ulong)tokens.VocabularySize)
+                throw new ArgumentException(
+                    $"Feature column '{name}' has a vocabulary of {key.Count} keys, but the network was built for {tokens.VocabularySize}; " +
+                    "the data must come from the same MapValueToKey as the training data.", name);
+            return tokens.MaxLength;
+        }
         if (type is ImageDataViewType img)
         {
             if (image is null)
@@ -60,20 +78,39 @@ internal static class ColumnChecks
             "Convert it with mlContext.Transforms.Conversion.ConvertType(..., DataKind.Single) or build it with Concatenate.", name);
     }
 
-    /// <summary>Infers (or checks) the task from the label column.</summary>
-    public static LabelInfo Label(DataViewSchema schema, string name, DeepTask requested)
+    /// <summary>
+    /// Infers (or checks) the task from the label column. A variable-size Key vector label (one class per token) takes its
+    /// width from <paramref name="steps"/> (the token input's maximum length).
+    /// </summary>
+    public static LabelInfo Label(DataViewSchema schema, string name, DeepTask requested, int? steps = null)
     {
         var col = Find(schema, name, "Label");
         var type = col.Type;
+        if (type is VectorDataViewType { ItemType: KeyDataViewType perStep } keys)
+        {
+            if (requested is not (DeepTask.Auto or DeepTask.MulticlassClassification))
+                throw new ArgumentException($"Label column '{name}' is a vector of keys (one class per step); that is multiclass sequence labelling, not {requested}.", name);
+            if (perStep.RawType != typeof(uint) || perStep.Count < 1 || perStep.Count > int.MaxValue)
+                throw new ArgumentException($"Label column '{name}' must be a vector of UInt32 keys with a known class count (MapValueToKey); found {type}.", name);
+            int width = keys.Size > 0 ? keys.Size : steps ?? throw new ArgumentException(
+                $"Label column '{name}' is a variable-length key vector; that needs token-sequence features (their maximum length sets the steps) or a known-size vector.", name);
+            return new LabelInfo { Task = DeepTask.MulticlassClassification, Kind = LabelKind.KeyVector, Width = width, ClassCount = (int)perStep.Count, KeyValues = KeyValuesInfo.FromColumn(col) };
+        }
         LabelKind kind;
         DeepTask inferred;
         if (type == BooleanDataViewType.Instance) { kind = LabelKind.Boolean; inferred = DeepTask.BinaryClassification; }
         else if (type is KeyDataViewType) { kind = LabelKind.Key; inferred = DeepTask.MulticlassClassification; }
         else if (type == NumberDataViewType.Single) { kind = LabelKind.Single; inferred = DeepTask.Regression; }
         else if (type == NumberDataViewType.Double) { kind = LabelKind.Double; inferred = DeepTask.Regression; }
+        else if (type is VectorDataViewType { ItemType: var item, Size: > 0 } && item == NumberDataViewType.Single)
+        {
+            if (requested is not (DeepTask.Auto or DeepTask.Regression))
+                throw new ArgumentException($"Label column '{name}' is a vector of Single ({type}); a vector label is a multi-output regression target, not {requested}.", name);
+            return new LabelInfo { Task = DeepTask.Regression, Kind = LabelKind.SingleVector, Width = ((VectorDataViewType)type).Size };
+        }
         else
             throw new ArgumentException(
-                $"Label column '{name}' must be Boolean (binary classification), Key (multiclass; use MapValueToKey) or Single/Double (regression); found {type}.", name);
+                $"Label column '{name}' must be Boolean (binary classification), Key (multiclass; use MapValueToKey), Single/Double (regression) or a known-size vector of Single (multi-output regression); found {type}.", name);
 
         var task = requested == DeepTask.Auto ? inferred : requested;
         switch (task)
@@ -101,19 +138,22 @@ internal static class ColumnChecks
         shape.Where(c => c.Name == name).Select(c => (SchemaShape.Column?)c).LastOrDefault();
 
     /// <summary>SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed).</summary>
-    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false)
+    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false, bool tokensAllowed = false)
     {
         if (Find(shape, featureName) is not { } f)
             throw new ArgumentException($"Feature column '{featureName}' was not found in the input schema.", featureName);
         bool image = imagesAllowed && f.ItemType is ImageDataViewType && f.Kind == SchemaShape.Column.VectorKind.Scalar;
-        if (!image && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
+        bool tokens = tokensAllowed && f.IsKey && f.Kind != SchemaShape.Column.VectorKind.Scalar;
+        if (!image && !tokens && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
             throw new ArgumentException($"Feature column '{featureName}' must be a known-size vector of Single (or a Single); found {f.Kind} of {f.ItemType}.", featureName);
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);
         bool ok = l.Kind == SchemaShape.Column.VectorKind.Scalar &&
-                  (l.IsKey || l.ItemType == BooleanDataViewType.Instance || l.ItemType == NumberDataViewType.Single || l.ItemType == NumberDataViewType.Double);
+                  (l.IsKey || l.ItemType == BooleanDataViewType.Instance || l.ItemType == NumberDataViewType.Single || l.ItemType == NumberDataViewType.Double)
+                  || l.Kind == SchemaShape.Column.VectorKind.Vector && l.ItemType == NumberDataViewType.Single && !l.IsKey
+                  || l.Kind != SchemaShape.Column.VectorKind.Scalar && l.IsKey;
         if (!ok)
-            throw new ArgumentException($"Label column '{labelName}' must be a scalar Boolean, Key, Single or Double; found {l.Kind} of {l.ItemType}.", labelName);
+            throw new ArgumentException($"Label column '{labelName}' must be a scalar Boolean, Key, Single or Double, a known-size vector of Single, or a vector of keys (one class per step); found {l.Kind} of {l.ItemType}.", labelName);
     }
 }
 

@@ -5,7 +5,8 @@ namespace Microsoft.ML.DeepExtensions.Data;
 
 /// <summary>
 /// Reads the feature column (dense or sparse <see cref="VBuffer{T}"/>, or a Single) and, when training, the label column of
-/// a cursor into contiguous float buffers; rejects NaN/∞ with a message naming the column, row and slot.
+/// a cursor into contiguous float buffers; rejects NaN/∞ with a message naming the column, row and slot. Images are
+/// decoded to planes, token sequences (key vectors) to padded ids as <see cref="TokenInput"/> describes.
 /// </summary>
 internal sealed class FeatureReader
 {
@@ -15,17 +16,33 @@ internal sealed class FeatureReader
     private readonly ValueGetter<float>? _scalar;
     private readonly ValueGetter<MLImage>? _image;
     private readonly ImageShape? _shape;
+    private readonly ValueGetter<VBuffer<uint>>? _keys;
+    private readonly TokenInput? _tokens;
+    private VBuffer<uint> _keyBuffer;
     private MLImage? _img;
     private readonly Func<float>? _label;
+    private readonly ValueGetter<VBuffer<float>>? _labelVector;
+    private VBuffer<float> _labelBuffer;
+    private readonly ValueGetter<VBuffer<uint>>? _labelKeys;
+    private VBuffer<uint> _labelKeyBuffer;
+
+    /// <summary>The class index read for a step without a label (a missing key, or past the row's end): ignored by the loss.</summary>
+    public const float NoClass = -1;
     private readonly string? _labelName;
     private VBuffer<float> _buffer;
 
-    public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null)
+    public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null,
+        TokenInput? tokens = null)
     {
         _featureName = featureName;
         _size = size;
         var col = cursor.Schema[featureName];
-        if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
+        if (col.Type is VectorDataViewType { ItemType: KeyDataViewType })
+        {
+            _keys = cursor.GetGetter<VBuffer<uint>>(col);
+            _tokens = tokens ?? throw new ArgumentException($"Feature column '{featureName}' holds token keys but no token input was given.", featureName);
+        }
+        else if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
         else if (col.Type is ImageDataViewType)
         {
             _image = cursor.GetGetter<MLImage>(col);
@@ -35,7 +52,9 @@ internal sealed class FeatureReader
         if (labelName != null && label != null)
         {
             _labelName = labelName;
-            _label = LabelGetter(cursor, cursor.Schema[labelName], label);
+            if (label.Kind == LabelKind.SingleVector) _labelVector = cursor.GetGetter<VBuffer<float>>(cursor.Schema[labelName]);
+            else if (label.Kind == LabelKind.KeyVector) _labelKeys = cursor.GetGetter<VBuffer<uint>>(cursor.Schema[labelName]);
+            else _label = LabelGetter(cursor, cursor.Schema[labelName], label);
         }
     }
 
@@ -58,6 +77,11 @@ internal sealed class FeatureReader
             ReadImage(_img, dst, row);
             return;
         }
+        else if (_keys != null)
+        {
+            ReadTokens(dst, row);
+            return;
+        }
         else
         {
             _vector!(ref _buffer);
@@ -78,6 +102,32 @@ internal sealed class FeatureReader
                 throw new InvalidOperationException(
                     $"Feature column '{_featureName}' has a non-finite value ({dst[i]}) in row {row}, slot {i}. " +
                     "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) or filter the rows.");
+    }
+
+    /// <summary>The row's keys as ids (key k → k, key 0 → unknown), padded with 0; an empty row becomes one unknown token.</summary>
+    private void ReadTokens(Span<float> dst, long row)
+    {
+        var t = _tokens!;
+        _keys!(ref _keyBuffer);
+        int n = _keyBuffer.Length;
+        if (n > t.MaxLength && t.Overflow == SequenceOverflow.Error)
+            throw new InvalidOperationException(
+                $"Feature column '{_featureName}' has a sequence of {n} tokens in row {row}; the maximum is {t.MaxLength}. " +
+                "Raise MaxSequenceLength or set SequenceOverflow = Truncate.");
+        dst.Clear();
+        if (n == 0)
+        {
+            dst[0] = t.UnknownId;
+            return;
+        }
+        int i = 0;
+        foreach (uint k in _keyBuffer.DenseValues())
+        {
+            if (i == t.MaxLength) break;
+            if (k > t.VocabularySize)
+                throw new InvalidOperationException($"Feature column '{_featureName}' has key {k} in row {row}, outside its vocabulary of {t.VocabularySize}.");
+            dst[i++] = k == 0 ? t.UnknownId : k;
+        }
     }
 
     /// <summary>
@@ -111,7 +161,41 @@ internal sealed class FeatureReader
         }
     }
 
-    /// <summary>The current row's label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
+    /// <summary>
+    /// The current row's label into <paramref name="dst"/> (one value, or the label vector's values): 0/1 (binary),
+    /// 0-based class index (multiclass) or the value(s) (regression).
+    /// </summary>
+    public void ReadLabel(Span<float> dst, long row)
+    {
+        if (_labelKeys is not null)
+        {
+            // One class per step: key k → k − 1; missing keys and steps past the row's end → NoClass. Steps beyond the
+            // width are dropped, as token features beyond MaxSequenceLength are.
+            _labelKeys(ref _labelKeyBuffer);
+            dst.Fill(NoClass);
+            int i = 0;
+            foreach (uint k in _labelKeyBuffer.DenseValues())
+            {
+                if (i == dst.Length) break;
+                dst[i++] = k == 0 ? NoClass : k - 1;
+            }
+            return;
+        }
+        if (_labelVector is null)
+        {
+            dst[0] = ReadLabel(row);
+            return;
+        }
+        _labelVector(ref _labelBuffer);
+        if (_labelBuffer.Length != dst.Length)
+            throw new InvalidOperationException($"Label column '{_labelName}' has {_labelBuffer.Length} values in row {row}; expected {dst.Length}.");
+        _labelBuffer.CopyTo(dst);
+        for (int i = 0; i < dst.Length; i++)
+            if (!float.IsFinite(dst[i]))
+                throw new InvalidOperationException($"Label column '{_labelName}' has a non-finite or missing value in row {row}, slot {i}. Filter such rows before training.");
+    }
+
+    /// <summary>The current row's (scalar) label as a float: 0/1 (binary), 0-based class index (multiclass) or the value (regression).</summary>
     public float ReadLabel(long row)
     {
         float y = _label!();

@@ -19,6 +19,7 @@ internal sealed class TrainingData : IDisposable
     private readonly RowFilter _filter;
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
+    private readonly TokenInput? _tokens;
     private Tensor? _x;
     private Tensor? _y;
 
@@ -34,9 +35,9 @@ internal sealed class TrainingData : IDisposable
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
     {
-        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _labelName = labelName; _label = label;
+        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
@@ -45,9 +46,9 @@ internal sealed class TrainingData : IDisposable
     /// <paramref name="labelName"/>/<paramref name="label"/> reads features only.
     /// </summary>
     public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
-        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false)
+        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null)
     {
-        var set = new TrainingData(data, featureName, featureSize, image, labelName, label, filter, budgetBytes);
+        var set = new TrainingData(data, featureName, featureSize, image, tokens, labelName, label, filter, budgetBytes);
         set.FirstPass(device, token, role, allowEmpty);
         return set;
     }
@@ -63,12 +64,14 @@ internal sealed class TrainingData : IDisposable
         var classCounts = new long[Math.Max(_label?.ClassCount ?? 0, 0)];
         var row = new float[d];
         var xs = new GrowingBuffer(d, _budgetBytes);
-        var ys = new GrowingBuffer(1, long.MaxValue);
-        long n = 0;
+        int w = _label?.Width ?? 1;
+        var ys = new GrowingBuffer(w, long.MaxValue);
+        var y = new float[w];
+        long n = 0, targets = 0;
 
         using (var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName)))
         {
-            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label);
+            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
             long r = -1;
             while (cursor.MoveNext())
             {
@@ -76,7 +79,7 @@ internal sealed class TrainingData : IDisposable
                 if (!_filter.Keep(r)) continue;
                 if ((r & 1023) == 0) token.ThrowIfCancellationRequested();
                 reader.ReadFeatures(row, r);
-                float y = _label is null ? 0 : reader.ReadLabel(r);
+                if (_label is not null) reader.ReadLabel(y, r);
                 n++;
                 for (int i = 0; i < d; i++)
                 {
@@ -88,17 +91,24 @@ internal sealed class TrainingData : IDisposable
                 }
                 if (_label?.Task == DeepTask.Regression)
                 {
-                    double delta = y - tMean; tMean += delta / n; tM2 += delta * (y - tMean);
+                    foreach (float v in y)
+                    {
+                        double delta = v - tMean; tMean += delta / ++targets; tM2 += delta * (v - tMean);
+                    }
                 }
                 else if (_label is not null)
                 {
-                    int c = (int)y;
-                    if (c < 0 || c >= classCounts.Length)
-                        throw new InvalidOperationException($"Label column '{_labelName}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
-                    classCounts[c]++;
+                    foreach (float v in y)
+                    {
+                        int c = (int)v;
+                        if (c == (int)FeatureReader.NoClass && w > 1) continue;   // an unlabelled step
+                        if (c < 0 || c >= classCounts.Length)
+                            throw new InvalidOperationException($"Label column '{_labelName}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
+                        classCounts[c]++;
+                    }
                 }
                 xs.Add(row);
-                ys.Add([y]);
+                ys.Add(y);
             }
         }
         if (n == 0 && !allowEmpty)
@@ -111,23 +121,37 @@ internal sealed class TrainingData : IDisposable
         FeatureMin = min;
         FeatureMax = max;
         TargetMean = (float)tMean;
-        TargetStd = (float)Math.Sqrt(tM2 / n);
+        TargetStd = (float)Math.Sqrt(tM2 / Math.Max(targets, 1));
         ClassCounts = classCounts;
         if (!xs.Overflowed)
         {
             _x = xs.ToTensor(n, device);
-            using var y = ys.ToTensor(n, device);
-            _y = y.reshape(n);
+            using var labels = ys.ToTensor(n, device);
+            _y = w == 1 ? labels.reshape(n) : labels.alias();
         }
     }
 
-    /// <summary>One mean and deviation over all features (pooled from the per-feature statistics), repeated per feature.</summary>
-    public (float[] Mean, float[] Std) GlobalStatistics()
+    /// <summary>
+    /// Statistics pooled over the slots that repeat with <paramref name="period"/> (slot i shares with i ± period), repeated
+    /// per slot: period = FeatureSize keeps each slot's own, 1 pools all features, F pools each feature of a T × F sequence.
+    /// </summary>
+    public (float[] Mean, float[] Std) PooledStatistics(int period)
     {
-        double mean = FeatureMean.Average(m => (double)m);
-        double second = FeatureMean.Zip(FeatureStd, (m, s) => (double)s * s + (double)m * m).Average();
-        float std = (float)Math.Sqrt(Math.Max(second - mean * mean, 0));
-        return (Enumerable.Repeat((float)mean, FeatureSize).ToArray(), Enumerable.Repeat(std, FeatureSize).ToArray());
+        if (period >= FeatureSize) return (FeatureMean, FeatureStd);
+        if (period < 1 || FeatureSize % period != 0)
+            throw new ArgumentOutOfRangeException(nameof(period), period, $"The statistics period must divide the {FeatureSize} features.");
+        var mean = new double[period];
+        var second = new double[period];
+        int groups = FeatureSize / period;
+        for (int i = 0; i < FeatureSize; i++)
+        {
+            double m = FeatureMean[i], s = FeatureStd[i];
+            mean[i % period] += m / groups;
+            second[i % period] += (s * s + m * m) / groups;
+        }
+        var std = mean.Select((m, j) => (float)Math.Sqrt(Math.Max(second[j] - m * m, 0))).ToArray();
+        return (Enumerable.Range(0, FeatureSize).Select(i => (float)mean[i % period]).ToArray(),
+                Enumerable.Range(0, FeatureSize).Select(i => std[i % period]).ToArray());
     }
 
     /// <summary>Mini-batches for one epoch; shuffled by <paramref name="shuffleSeed"/> when given. Dispose each batch.</summary>
@@ -159,10 +183,11 @@ internal sealed class TrainingData : IDisposable
         int d = FeatureSize;
         int capacity = (int)Math.Clamp(_budgetBytes / Math.Max(1, 4L * (d + 1)), batchSize, Math.Max(batchSize, 64L * batchSize));
         var xs = new float[(long)capacity * d];
-        var ys = new float[capacity];
+        int w = _label?.Width ?? 1;
+        var ys = new float[(long)capacity * w];
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
-        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label);
+        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
         long r = -1;
         int filled = 0;
         bool more = true;
@@ -174,7 +199,8 @@ internal sealed class TrainingData : IDisposable
                 r++;
                 if (!_filter.Keep(r)) continue;
                 reader.ReadFeatures(xs.AsSpan(filled * d, d), r);
-                ys[filled++] = _label is null ? 0 : reader.ReadLabel(r);
+                if (_label is not null) reader.ReadLabel(ys.AsSpan(filled * w, w), r);
+                filled++;
                 if (filled < capacity) continue;
             }
             if (filled == 0) break;
@@ -182,16 +208,16 @@ internal sealed class TrainingData : IDisposable
             int[] order = Enumerable.Range(0, filled).ToArray();
             rng?.Shuffle(order);
             var bx = new float[(long)batchSize * d];
-            var by = new float[batchSize];
+            var by = new float[(long)batchSize * w];
             for (int start = 0; start < filled; start += batchSize)
             {
                 int len = Math.Min(batchSize, filled - start);
                 for (int i = 0; i < len; i++)
                 {
                     Array.Copy(xs, (long)order[start + i] * d, bx, (long)i * d, d);
-                    by[i] = ys[order[start + i]];
+                    Array.Copy(ys, (long)order[start + i] * w, by, (long)i * w, w);
                 }
-                yield return (tensor(bx.AsSpan(0, len * d).ToArray(), [len, d], device: device), tensor(by.AsSpan(0, len).ToArray(), [len], device: device));
+                yield return (tensor(bx.AsSpan(0, len * d).ToArray(), [len, d], device: device), tensor(by.AsSpan(0, len * w).ToArray(), w == 1 ? [len] : [len, w], device: device));
             }
             filled = 0;
         }

@@ -13,6 +13,7 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(MlpSpec), "mlp")]
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
 [JsonDerivedType(typeof(CnnSpec), "cnn")]
+[JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
 [JsonDerivedType(typeof(GanSpec), "gan")]
 public abstract class NetworkSpec
 {
@@ -25,6 +26,13 @@ public abstract class NetworkSpec
     /// <summary>The image shape an image feature column is decoded to, for networks that read images; null otherwise.</summary>
     [JsonIgnore]
     public virtual ImageShape? InputImage => null;
+
+    /// <summary>
+    /// For networks that read token sequences: how the key vector is read (vocabulary, maximum length). The trainer sets
+    /// it after building the spec; null for float input.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TokenInput? InputTokens { get; set; }
 
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]

@@ -24,6 +24,8 @@ internal sealed class ModelManifest
     public string LabelColumnName { get; set; } = "";
     public int ClassCount { get; set; }
     public KeyValuesInfo? LabelKeyValues { get; set; }
+    /// <summary>Label values per row: 1, or the steps of a vector label (Score and PredictedLabel are then per step).</summary>
+    public int LabelWidth { get; set; } = 1;
     /// <summary>False for non-calibrated binary models (the perceptron): no Probability column.</summary>
     public bool HasProbability { get; set; } = true;
     public TrainingHistory History { get; set; } = new();

@@ -79,7 +79,7 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
 
     private OutputColumns OutputSchema(DataViewSchema input)
     {
-        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage);
+        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens);
         if (size != Manifest.Spec.InputSize)
             throw new ArgumentException(
                 $"Feature column '{Manifest.FeatureColumnName}' has {size} values, but the model was trained on {Manifest.Spec.InputSize}.",
@@ -100,7 +100,8 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
         if (Device.type != DeviceType.CPU) x = x.to(Device);
         Tensor y;
         lock (_lock) y = Manifest.FeaturesColumnName is null ? _network.Predict(x) : _network.Embed(x);
-        if (Manifest.Task == DeepTask.MulticlassClassification && Manifest.FeaturesColumnName is null) y = y.softmax(1);
+        if (Manifest.Task == DeepTask.MulticlassClassification && Manifest.FeaturesColumnName is null)
+            y = y.reshape(rows, Manifest.LabelWidth, -1).softmax(2).reshape(rows, -1);   // per step for a key-vector label
         return y.cpu().data<float>().ToArray();
     }
 
@@ -123,6 +124,8 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
     }
 
     ImageShape? IBatchScorer.InputImage => Manifest.Spec.InputImage;
+
+    TokenInput? IBatchScorer.InputTokens => Manifest.Spec.InputTokens;
 
     float[] IBatchScorer.ScoreBatch(float[] features, int rows) => ScoreBatch(features, rows);
 

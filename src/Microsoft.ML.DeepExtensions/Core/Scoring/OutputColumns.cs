@@ -19,7 +19,8 @@ internal sealed class OutputColumns
             builder.AddColumn(name, type, annotations);
         Schema = builder.ToSchema();
         Width = manifest.FeaturesColumnName is not null ? manifest.FeaturesSize
-            : manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount : 1;
+            : manifest.Task == DeepTask.MulticlassClassification ? manifest.ClassCount * manifest.LabelWidth
+            : manifest.Task == DeepTask.Regression ? manifest.Spec.OutputSize : 1;
     }
 
     public DataViewSchema Input { get; }
@@ -53,14 +54,23 @@ internal sealed class OutputColumns
                     var names = kv.SlotNames();
                     scoreAnn.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, names.Length), (ref VBuffer<ReadOnlyMemory<char>> dst) => dst = new VBuffer<ReadOnlyMemory<char>>(names.Length, names));
                 }
-                yield return (ColumnNames.Score, new VectorDataViewType(NumberDataViewType.Single, m.ClassCount), scoreAnn.ToAnnotations());
                 var keyAnn = new DataViewSchema.Annotations.Builder();
                 m.LabelKeyValues?.AddTo(keyAnn);
-                yield return (ColumnNames.PredictedLabel, new KeyDataViewType(typeof(uint), m.ClassCount), keyAnn.ToAnnotations());
+                var key = new KeyDataViewType(typeof(uint), m.ClassCount);
+                if (m.LabelWidth > 1)
+                {
+                    // One class per step: Score holds steps × classes probabilities (step-major), PredictedLabel a key per step.
+                    yield return (ColumnNames.Score, new VectorDataViewType(NumberDataViewType.Single, m.ClassCount * m.LabelWidth), null);
+                    yield return (ColumnNames.PredictedLabel, new VectorDataViewType(key, m.LabelWidth), keyAnn.ToAnnotations());
+                    break;
+                }
+                yield return (ColumnNames.Score, new VectorDataViewType(NumberDataViewType.Single, m.ClassCount), scoreAnn.ToAnnotations());
+                yield return (ColumnNames.PredictedLabel, key, keyAnn.ToAnnotations());
                 break;
             }
             default:
-                yield return (ColumnNames.Score, NumberDataViewType.Single, null);
+                // Multi-output regression (a vector label, e.g. one value per step) scores a vector.
+                yield return (ColumnNames.Score, m.Spec.OutputSize > 1 ? new VectorDataViewType(NumberDataViewType.Single, m.Spec.OutputSize) : NumberDataViewType.Single, null);
                 break;
         }
     }
@@ -97,6 +107,23 @@ internal sealed class OutputColumns
         {
             case DeepTask.MulticlassClassification when name == ColumnNames.Score:
                 return VectorGetter(batch, row);
+            case DeepTask.MulticlassClassification when Manifest.LabelWidth > 1:
+            {
+                int steps = Manifest.LabelWidth, k = Manifest.ClassCount;
+                return (ValueGetter<VBuffer<uint>>)((ref VBuffer<uint> dst) =>
+                {
+                    var s = batch().AsSpan(row() * Width, Width);
+                    var editor = VBufferEditor.Create(ref dst, steps);
+                    for (int t = 0; t < steps; t++)
+                    {
+                        var step = s.Slice(t * k, k);
+                        int best = 0;
+                        for (int i = 1; i < k; i++) if (step[i] > step[best]) best = i;
+                        editor.Values[t] = (uint)best + 1;
+                    }
+                    dst = editor.Commit();
+                });
+            }
             case DeepTask.MulticlassClassification:
             {
                 int k = Width;
@@ -112,6 +139,8 @@ internal sealed class OutputColumns
                 return (ValueGetter<bool>)((ref bool dst) => dst = batch()[row()] > 0);
             case DeepTask.BinaryClassification when name == ColumnNames.Probability:
                 return (ValueGetter<float>)((ref float dst) => dst = Probability(batch()[row()]));
+            case DeepTask.Regression when Width > 1:
+                return VectorGetter(batch, row);
             default:
                 return (ValueGetter<float>)((ref float dst) => dst = batch()[row()]);
         }

@@ -12,6 +12,9 @@ internal interface IBatchScorer
     /// <summary>The image shape an image feature column is decoded to; null for vectors.</summary>
     ImageShape? InputImage { get; }
 
+    /// <summary>How a token (key vector) feature column is read; null for float input.</summary>
+    TokenInput? InputTokens { get; }
+
     /// <summary>Scores <paramref name="rows"/> rows of flattened features; <see cref="OutputColumns.Width"/> values per row.</summary>
     float[] ScoreBatch(float[] features, int rows);
 }
@@ -66,7 +69,7 @@ internal sealed class ScoredDataView(IBatchScorer model, IDataView input, Output
             if (scoringSource is not null)
             {
                 _ahead = scoringSource.GetRowCursor([scoringSource.Schema[model.FeatureColumnName]]);
-                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.InputImage);
+                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.InputImage, tokens: model.InputTokens);
             }
         }
 
@@ -160,7 +163,7 @@ internal sealed class ScoringRowMapper(IBatchScorer model, OutputColumns outputs
         private float[] Scores()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return _scores;
-            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.InputImage);
+            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.InputImage, tokens: _model.InputTokens);
             _reader.ReadFeatures(_features, _input.Position);
             _scores = _model.ScoreBatch(_features, 1);
             _scoredPosition = _input.Position;

@@ -32,13 +32,16 @@ internal sealed class LossFunction : IDisposable
         }
     }
 
-    /// <summary>Mean loss of a batch. <paramref name="output"/> is [B, outputs]; <paramref name="y"/> is [B].</summary>
+    /// <summary>Mean loss of a batch. <paramref name="output"/> is [B, outputs]; <paramref name="y"/> is [B] (or [B, outputs] for a vector regression label).</summary>
     public Tensor Compute(Tensor output, Tensor y) => _loss switch
     {
         DeepLoss.BinaryCrossEntropy => nn.functional.binary_cross_entropy_with_logits(output.reshape(-1), y, pos_weights: _posWeight),
+        // One class per step (y [B, T]): output [B, T·K] is read as B·T rows of K; unlabelled steps (−1) are ignored.
+        DeepLoss.CrossEntropy when y.dim() == 2 => nn.functional.cross_entropy(output.reshape(-1, output.shape[1] / y.shape[1]),
+            y.reshape(-1).to_type(ScalarType.Int64), weight: _classWeights, ignore_index: (long)Data.FeatureReader.NoClass),
         DeepLoss.CrossEntropy => nn.functional.cross_entropy(output, y.to_type(ScalarType.Int64), weight: _classWeights),
-        DeepLoss.Huber => nn.functional.smooth_l1_loss(output.reshape(-1), y),
-        _ => nn.functional.mse_loss(output.reshape(-1), y),
+        DeepLoss.Huber => nn.functional.smooth_l1_loss(output.reshape(-1), y.reshape(-1)),
+        _ => nn.functional.mse_loss(output.reshape(-1), y.reshape(-1)),
     };
 
     public void Dispose()

@@ -115,28 +115,39 @@ internal sealed class TrainingLoop
         Network.eval();
         using var _ = torch.no_grad();
         double lossSum = 0, metricSum = 0;
-        long rows = 0;
+        long rows = 0, values = 0;
         foreach (var (x, y) in data.Batches(Math.Max(Options.BatchSize, 1024), null, Device, token))
         {
             using var scope = torch.NewDisposeScope();
             scope.Attach(x, y);
             var output = Network.forward(x);
             long n = x.shape[0];
+            rows += n;
             if (Task == DeepTask.Regression)
             {
                 lossSum += Loss.Compute(output, Network.ScaleTarget(y)).item<float>() * n;
                 var pred = Network.Predict(x).reshape(-1);
-                metricSum += (pred - y).square().sum().item<float>();
+                metricSum += (pred - y.reshape(-1)).square().sum().item<float>();
+                values += y.numel();
             }
             else
             {
                 lossSum += Loss.Compute(output, y).item<float>() * n;
+                if (y.dim() == 2)
+                {
+                    // One class per step: accuracy over the labelled steps.
+                    var predictedSteps = output.reshape(y.shape[0], y.shape[1], -1).argmax(2).to_type(ScalarType.Float32);
+                    var labelled = y.ne(Data.FeatureReader.NoClass);
+                    metricSum += predictedSteps.eq(y).logical_and(labelled).sum().item<long>();
+                    values += labelled.sum().item<long>();
+                    continue;
+                }
                 var predicted = Task == DeepTask.BinaryClassification ? (output.reshape(-1) > 0).to_type(ScalarType.Float32) : output.argmax(1).to_type(ScalarType.Float32);
                 metricSum += predicted.eq(y).sum().item<long>();
+                values += n;
             }
-            rows += n;
         }
         rows = Math.Max(rows, 1);
-        return (lossSum / rows, Task == DeepTask.Regression ? Math.Sqrt(metricSum / rows) : metricSum / rows);
+        return (lossSum / rows, Task == DeepTask.Regression ? Math.Sqrt(metricSum / Math.Max(values, 1)) : metricSum / Math.Max(values, 1));
     }
 }

@@ -76,6 +76,8 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
 
     ImageShape? IBatchScorer.InputImage => null;
 
+    TokenInput? IBatchScorer.InputTokens => null;
+
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema).Schema;
 

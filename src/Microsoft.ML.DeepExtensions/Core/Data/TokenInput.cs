@@ -1,0 +1,86 @@
+using Microsoft.ML.Data;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>What to do with a token sequence longer than the configured maximum.</summary>
+public enum SequenceOverflow
+{
+    /// <summary>Keep the first <c>MaxSequenceLength</c> tokens.</summary>
+    Truncate,
+
+    /// <summary>Throw, naming the column, row and length.</summary>
+    Error,
+}
+
+/// <summary>
+/// Options of a family that reads token sequences: a variable-length vector of keys, as ML.NET's
+/// <c>TokenizeIntoWords → MapValueToKey</c> produce. A trainer whose options implement this reads such a feature column.
+/// </summary>
+public interface ITokenSequenceOptions
+{
+    /// <summary>Longest sequence the network reads (tokens beyond it are truncated or rejected, see <see cref="SequenceOverflow"/>).</summary>
+    int MaxSequenceLength { get; set; }
+
+    /// <summary>What happens to a sequence longer than <see cref="MaxSequenceLength"/>.</summary>
+    SequenceOverflow SequenceOverflow { get; set; }
+}
+
+/// <summary>
+/// How a token-sequence feature column (a vector of keys 1..V; key 0 means "not in the vocabulary") becomes the
+/// network's input: each row is read as <see cref="MaxLength"/> token ids stored as floats — key k → id k, key 0 →
+/// <see cref="UnknownId"/>, then <see cref="PaddingId"/> (0) to the end. An empty sequence is read as one unknown token,
+/// so no row is all padding. Token ids are never standardised. Modules turn a batch back into ids, lengths and a
+/// padding mask with <see cref="TokenBatch.From"/>.
+/// </summary>
+/// <param name="VocabularySize">V: the key type's count.</param>
+/// <param name="MaxLength">Tokens read per row.</param>
+/// <param name="Overflow">What happens to longer rows.</param>
+public sealed record TokenInput(int VocabularySize, int MaxLength, SequenceOverflow Overflow = SequenceOverflow.Truncate)
+{
+    /// <summary>The id padding positions hold (0).</summary>
+    public const int PaddingId = 0;
+
+    /// <summary>The id of a key outside the vocabulary (V + 1).</summary>
+    public int UnknownId => VocabularySize + 1;
+
+    /// <summary>Rows an embedding table needs: padding, the V keys, unknown.</summary>
+    public int EmbeddingRows => VocabularySize + 2;
+
+    /// <summary>
+    /// The token input for a feature column of <paramref name="type"/>, or null when it is not a vector of keys.
+    /// </summary>
+    public static TokenInput? For(DataViewType type, string columnName, int maxLength, SequenceOverflow overflow)
+    {
+        if (type is not VectorDataViewType { ItemType: KeyDataViewType key }) return null;
+        if (key.RawType != typeof(uint))
+            throw new ArgumentException($"Feature column '{columnName}' holds keys of {key.RawType.Name}; token sequences must be UInt32 keys (MapValueToKey's default).", columnName);
+        if (key.Count < 1 || key.Count > int.MaxValue - 2)
+            throw new ArgumentException($"Feature column '{columnName}' is a key vector without a usable vocabulary size ({key.Count}).", columnName);
+        if (maxLength < 1)
+            throw new ArgumentOutOfRangeException(nameof(ITokenSequenceOptions.MaxSequenceLength), maxLength, "MaxSequenceLength must be at least 1.");
+        return new TokenInput((int)key.Count, maxLength, overflow);
+    }
+}
+
+/// <summary>A batch of token rows as the module needs it; padding trimmed to the batch's longest row.</summary>
+/// <param name="Ids">Token ids, int64 [batch, length].</param>
+/// <param name="Lengths">Real tokens per row, int64 [batch] (at least 1).</param>
+/// <param name="Mask">True where a position holds a real token, bool [batch, length].</param>
+public sealed record TokenBatch(Tensor Ids, Tensor Lengths, Tensor Mask)
+{
+    /// <summary>Reads a <c>[batch, MaxLength]</c> float input of token ids (as the core feeds every network).</summary>
+    public static TokenBatch From(Tensor x)
+    {
+        var ids = x.to_type(ScalarType.Int64);
+        var mask = ids.ne(TokenInput.PaddingId);
+        var lengths = mask.sum(1, type: ScalarType.Int64);
+        long longest = Math.Max(1, lengths.max().item<long>());
+        if (longest < ids.shape[1])
+        {
+            ids = ids.narrow(1, 0, longest);
+            mask = mask.narrow(1, 0, longest);
+        }
+        return new TokenBatch(ids, lengths, mask);
+    }
+}

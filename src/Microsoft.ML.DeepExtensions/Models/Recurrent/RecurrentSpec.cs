@@ -1,0 +1,297 @@
+using Microsoft.ML.DeepExtensions.Network;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions.Models;
+
+/// <summary>The recurrent cell.</summary>
+public enum RecurrentCell
+{
+    /// <summary>Vanilla (Elman) RNN with tanh: h' = tanh(W x + U h + b).</summary>
+    Rnn,
+    /// <summary>Long short-term memory: input, forget and output gates around a cell state.</summary>
+    Lstm,
+    /// <summary>Gated recurrent unit: update and reset gates.</summary>
+    Gru,
+}
+
+/// <summary>What a recurrent network outputs for a sequence.</summary>
+public enum SequenceOutput
+{
+    /// <summary>One output for the whole sequence (classify or regress a sequence), from the last real step.</summary>
+    ManyToOne,
+    /// <summary>One output per step (sequence labelling, multi-step forecasts); the label is a vector with one value per step.</summary>
+    ManyToMany,
+}
+
+/// <summary>
+/// A recurrent network: the flat feature vector is read as <see cref="Steps"/> steps of <see cref="StepFeatures"/> values
+/// (or, for token sequences, as <see cref="Steps"/> = MaxLength token ids, embedded in <see cref="EmbeddingSize"/> dimensions
+/// and packed so padding never reaches the recurrent layers),
+/// runs through <see cref="NumLayers"/> stacked RNN/LSTM/GRU layers (optionally bidirectional, with dropout between layers),
+/// then the last step's state (many-to-one) or every step's output (many-to-many) goes through dense layers to the output.
+/// </summary>
+public sealed class RecurrentSpec : NetworkSpec
+{
+    /// <summary>The cell.</summary>
+    public RecurrentCell Cell { get; set; } = RecurrentCell.Lstm;
+
+    /// <summary>Hidden units per layer and direction.</summary>
+    public int HiddenSize { get; set; } = 64;
+
+    /// <summary>Stacked recurrent layers.</summary>
+    public int NumLayers { get; set; } = 1;
+
+    /// <summary>Run each layer forwards and backwards and concatenate both states.</summary>
+    public bool Bidirectional { get; set; }
+
+    /// <summary>Dropout between stacked recurrent layers (and before the dense head).</summary>
+    public double Dropout { get; set; }
+
+    /// <summary>Time steps T of a numeric sequence (the input is T × <see cref="StepFeatures"/> values, step-major).</summary>
+    public int Steps { get; set; }
+
+    /// <summary>Values per time step F of a numeric sequence.</summary>
+    public int StepFeatures { get; set; } = 1;
+
+    /// <summary>Embedding dimensions per token (token-sequence input only).</summary>
+    public int EmbeddingSize { get; set; } = 64;
+
+    /// <summary>
+    /// Token input, training only: each real token is replaced by the unknown id with this probability (word dropout), so
+    /// the unknown id — which a tokenizer fitted on the training data never produces there — learns a meaning for the
+    /// out-of-vocabulary words it stands for at scoring time.
+    /// </summary>
+    public double UnknownTokenRate { get; set; } = 0.1;
+
+    /// <summary>Many-to-one or many-to-many.</summary>
+    public SequenceOutput Output { get; set; } = SequenceOutput.ManyToOne;
+
+    /// <summary>Outputs per step for many-to-many (1 for binary/regression, K classes for multiclass); <see cref="NetworkSpec.OutputSize"/> = Steps × this.</summary>
+    public int OutputsPerStep { get; set; } = 1;
+
+    /// <summary>Dense hidden layers (ReLU) between the recurrent state and the output layer.</summary>
+    public int[] DenseLayers { get; set; } = [];
+
+    /// <summary>Truncated backpropagation through time: during training, gradients flow back at most this many steps (state is carried, gradients are cut); null = full BPTT.</summary>
+    public int? TruncatedBpttSteps { get; set; }
+
+    /// <inheritdoc />
+    public override string Family => Cell switch { RecurrentCell.Rnn => "RNN", RecurrentCell.Gru => "GRU", _ => "LSTM" };
+
+    internal int Directions => Bidirectional ? 2 : 1;
+
+    /// <inheritdoc />
+    public override void Validate()
+    {
+        base.Validate();
+        string f = Family;
+        if (HiddenSize < 1) throw new InvalidOperationException($"{f}: HiddenSize must be at least 1 (got {HiddenSize}).");
+        if (NumLayers < 1) throw new InvalidOperationException($"{f}: NumLayers must be at least 1 (got {NumLayers}).");
+        if (Dropout is < 0 or >= 1) throw new InvalidOperationException($"{f}: dropout must be in [0, 1); got {Dropout}.");
+        if (Steps < 1 || StepFeatures < 1 || Steps * StepFeatures != InputSize)
+            throw new InvalidOperationException($"{f}: the input of {InputSize} values is not {Steps} steps × {StepFeatures} features.");
+        if (DenseLayers.Any(h => h < 1)) throw new InvalidOperationException($"{f}: every dense layer needs at least 1 unit.");
+        if (TruncatedBpttSteps is < 1) throw new InvalidOperationException($"{f}: TruncatedBpttSteps must be at least 1 or null (got {TruncatedBpttSteps}).");
+        if (UnknownTokenRate is < 0 or >= 1) throw new InvalidOperationException($"{f}: UnknownTokenRate must be in [0, 1); got {UnknownTokenRate}.");
+        if (InputTokens is not null && EmbeddingSize < 1) throw new InvalidOperationException($"{f}: EmbeddingSize must be at least 1 (got {EmbeddingSize}).");
+        if (InputTokens is not null && (Steps != InputTokens.MaxLength || StepFeatures != 1))
+            throw new InvalidOperationException($"{f}: token input reads {InputTokens.MaxLength} ids per row, not {Steps} steps × {StepFeatures} features; leave SequenceShape unset.");
+        if (TruncatedBpttSteps is not null && InputTokens is not null)
+            throw new InvalidOperationException($"{f}: truncated BPTT is for long numeric sequences; token sequences are packed and run with full BPTT (set TruncatedBpttSteps = null).");
+        if (TruncatedBpttSteps is not null && Bidirectional)
+            throw new InvalidOperationException($"{f}: truncated BPTT carries the state forwards in time, so it needs a unidirectional network (set Bidirectional = false).");
+        if (Output == SequenceOutput.ManyToMany && OutputsPerStep * Steps != OutputSize)
+            throw new InvalidOperationException($"{f}: many-to-many needs {Steps} steps × {OutputsPerStep} outputs = {Steps * OutputsPerStep}, but the output size is {OutputSize}.");
+    }
+
+    /// <inheritdoc />
+    public override nn.Module<Tensor, Tensor> Build() => new RecurrentModule(this);
+
+    private long RecurrentParameters()
+    {
+        int gates = Cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
+        long total = 0;
+        int input = InputTokens is null ? StepFeatures : EmbeddingSize;
+        for (int l = 0; l < NumLayers; l++)
+        {
+            total += Directions * (long)gates * HiddenSize * (input + HiddenSize + 2);
+            input = HiddenSize * Directions;
+        }
+        return total;
+    }
+
+    /// <inheritdoc />
+    public override IEnumerable<LayerInfo> Layers()
+    {
+        if (InputTokens is { } tokens)
+        {
+            yield return new LayerInfo("input (token ids)", [Steps], 0);
+            yield return new LayerInfo($"embedding ({tokens.EmbeddingRows} ids)", [Steps, EmbeddingSize], (long)tokens.EmbeddingRows * EmbeddingSize);
+        }
+        else yield return new LayerInfo("input", [Steps, StepFeatures], 0);
+        int width = HiddenSize * Directions;
+        string dirs = Bidirectional ? ", bidirectional" : "";
+        string drop = NumLayers > 1 && Dropout > 0 ? $", dropout {Dropout:0.##}" : "";
+        bool perStep = Output == SequenceOutput.ManyToMany;
+        yield return new LayerInfo($"{Family.ToLowerInvariant()} ({NumLayers} layer{(NumLayers > 1 ? "s" : "")}{dirs}{drop})",
+            perStep ? [Steps, width] : [width], RecurrentParameters());
+        for (int i = 0; i < DenseLayers.Length; i++)
+        {
+            int h = DenseLayers[i];
+            yield return new LayerInfo($"dense{i + 1} (Linear, Relu)", perStep ? [Steps, h] : [h], (long)width * h + h);
+            width = h;
+        }
+        int outputs = perStep ? OutputsPerStep : OutputSize;
+        yield return new LayerInfo("output (Linear)", perStep ? [Steps, outputs] : [outputs], (long)width * outputs + outputs);
+    }
+}
+
+/// <summary>The module a <see cref="RecurrentSpec"/> builds: [B, T·F] → [B, outputs] (many-to-one) or [B, T·outputs] (many-to-many).</summary>
+internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
+{
+    private readonly RecurrentSpec _spec;
+    private readonly nn.Module rnn;
+    private readonly TorchSharp.Modules.Embedding? embedding;
+    private readonly nn.Module<Tensor, Tensor> head;
+
+    public RecurrentModule(RecurrentSpec spec) : base("Recurrent")
+    {
+        _spec = spec;
+        if (spec.InputTokens is { } tokens)
+            embedding = nn.Embedding(tokens.EmbeddingRows, spec.EmbeddingSize, padding_idx: TokenInput.PaddingId);
+        rnn = CreateRnn(spec, embedding is null ? spec.StepFeatures : spec.EmbeddingSize);
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+        if (spec.Dropout > 0) layers.Add(("dropout", nn.Dropout(spec.Dropout)));
+        int width = spec.HiddenSize * spec.Directions;
+        for (int i = 0; i < spec.DenseLayers.Length; i++)
+        {
+            layers.Add(($"dense{i + 1}", nn.Linear(width, spec.DenseLayers[i])));
+            layers.Add(($"relu{i + 1}", nn.ReLU()));
+            width = spec.DenseLayers[i];
+        }
+        layers.Add(("output", nn.Linear(width, spec.Output == SequenceOutput.ManyToMany ? spec.OutputsPerStep : spec.OutputSize)));
+        head = nn.Sequential(layers);
+        RegisterComponents();
+    }
+
+    private static nn.Module CreateRnn(RecurrentSpec s, int inputSize)
+    {
+        double dropout = s.NumLayers > 1 ? s.Dropout : 0;
+        return s.Cell switch
+        {
+            RecurrentCell.Lstm => nn.LSTM(inputSize, s.HiddenSize, s.NumLayers, batchFirst: true, dropout: dropout, bidirectional: s.Bidirectional),
+            RecurrentCell.Gru => nn.GRU(inputSize, s.HiddenSize, s.NumLayers, batchFirst: true, dropout: dropout, bidirectional: s.Bidirectional),
+            _ => nn.RNN(inputSize, s.HiddenSize, s.NumLayers, nn.NonLinearities.Tanh, batchFirst: true, dropout: dropout, bidirectional: s.Bidirectional),
+        };
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (embedding is not null) return ForwardTokens(x);
+        var seq = x.view(x.shape[0], _spec.Steps, _spec.StepFeatures);
+        var (outputs, state) = training && _spec.TruncatedBpttSteps is int k && k < _spec.Steps
+            ? RunTruncated(seq, k)
+            : Run(seq, null);
+        if (_spec.Output == SequenceOutput.ManyToMany)
+            return head.call(outputs).reshape(x.shape[0], -1);
+        return head.call(LastState(state.H));
+    }
+
+    /// <summary>
+    /// Token ids → embeddings → a packed sequence (each row's real length), so neither direction ever reads padding;
+    /// many-to-many outputs are padded back to MaxLength steps (padded steps are masked out of the loss).
+    /// </summary>
+    private Tensor ForwardTokens(Tensor x)
+    {
+        var batch = TokenBatch.From(x);
+        var ids = batch.Ids;
+        if (training && _spec.UnknownTokenRate > 0)
+        {
+            var drop = rand_like(ids, dtype: ScalarType.Float32).lt(_spec.UnknownTokenRate).logical_and(batch.Mask);
+            ids = ids.masked_fill(drop, _spec.InputTokens!.UnknownId);
+        }
+        var embedded = embedding!.call(ids);
+        using var lengths = batch.Lengths.cpu();
+        using var packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first: true, enforce_sorted: false);
+        var (output, state) = RunPacked(packed);
+        if (_spec.Output == SequenceOutput.ManyToOne)
+        {
+            output.Dispose();
+            return head.call(LastState(state.H));
+        }
+        var (padded, _) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: _spec.Steps);
+        output.Dispose();
+        return head.call(padded).reshape(x.shape[0], -1);
+    }
+
+    private (nn.utils.rnn.PackedSequence Output, State Last) RunPacked(nn.utils.rnn.PackedSequence seq)
+    {
+        switch (rnn)
+        {
+            case TorchSharp.Modules.LSTM lstm:
+            {
+                var (o, h, c) = lstm.call(seq, null);
+                return (o, new State(h, c));
+            }
+            case TorchSharp.Modules.GRU gru:
+            {
+                var (o, h) = gru.call(seq, null);
+                return (o, new State(h, null));
+            }
+            default:
+            {
+                var (o, h) = ((TorchSharp.Modules.RNN)rnn).call(seq, null);
+                return (o, new State(h, null));
+            }
+        }
+    }
+
+    /// <summary>Truncated BPTT: chunks of <paramref name="k"/> steps; the state carries over, its gradient is cut between chunks.</summary>
+    private (Tensor Outputs, State Last) RunTruncated(Tensor seq, int k)
+    {
+        long steps = seq.shape[1];
+        State? state = null;
+        var outs = new List<Tensor>();
+        for (long t = 0; t < steps; t += k)
+        {
+            if (state is not null) state = new State(state.H.detach(), state.C?.detach());
+            var (o, next) = Run(seq.narrow(1, t, Math.Min(k, steps - t)), state);
+            outs.Add(o);
+            state = next;
+        }
+        return (cat(outs, 1), state!);
+    }
+
+    private sealed record State(Tensor H, Tensor? C);
+
+    /// <summary>Runs the RNN over batch-first <paramref name="seq"/> from <paramref name="state"/> (null: zeros): every step's top-layer output and the final state.</summary>
+    private (Tensor Output, State Last) Run(Tensor seq, State? state)
+    {
+        switch (rnn)
+        {
+            case TorchSharp.Modules.LSTM lstm:
+            {
+                var (o, h, c) = lstm.call(seq, state is null ? null : (state.H, state.C!));
+                return (o, new State(h, c));
+            }
+            case TorchSharp.Modules.GRU gru:
+            {
+                var (o, h) = gru.call(seq, state?.H);
+                return (o, new State(h, null));
+            }
+            default:
+            {
+                var (o, h) = ((TorchSharp.Modules.RNN)rnn).call(seq, state?.H);
+                return (o, new State(h, null));
+            }
+        }
+    }
+
+    /// <summary>The top layer's final hidden state: [B, H] (or [B, 2H] forward ‖ backward).</summary>
+    private Tensor LastState(Tensor h)
+    {
+        long layers = h.shape[0];
+        return _spec.Bidirectional ? cat([h[layers - 2], h[layers - 1]], 1) : h[layers - 1];
+    }
+}
