@@ -68,7 +68,10 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
 
         /// <summary>
         /// Many-to-one (default; a vector label gives a multi-output forecast from the last state) or many-to-many: one
-        /// output per step from that step's state, the label a vector of Single with one value per step, Score a vector.
+        /// output per step from that step's state. The label is a vector of Single with one value per step (Score is then a
+        /// vector), or — for token sequences — a vector of keys with one class per token (Score holds MaxSequenceLength ×
+        /// classes probabilities and PredictedLabel a key per step; steps past a row's last token are padding, excluded from
+        /// the loss, and their predictions carry no meaning).
         /// </summary>
         public SequenceOutput Output { get; set; } = SequenceOutput.ManyToOne;
 
