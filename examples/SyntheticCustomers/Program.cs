@@ -36,7 +36,8 @@ var prep = ml.Transforms.Categorical.OneHotEncoding(Customer.Categorical.Select(
     .Fit(split.TrainSet);
 var train = ml.Data.Cache(prep.Transform(split.TrainSet));
 var test = prep.Transform(split.TestSet);
-Console.WriteLine($"{train.GetRowCount():N0} training customers, {((VectorDataViewType)train.Schema["Features"].Type).Size} features after one-hot encoding.");
+int rows = train.GetColumn<uint>("Segment").Count();
+Console.WriteLine($"{rows:N0} training customers, {((VectorDataViewType)train.Schema["Features"].Type).Size} features after one-hot encoding.");
 
 var gan = ml.Deep().Gan(new GanTrainer.Options
 {
@@ -64,7 +65,7 @@ Console.WriteLine($"{"married-civ-spouse",-22}{real.Average(c => c.MaritalStatus
 var classifier = ml.Transforms.Conversion.MapKeyToValue("Label", "Segment")
     .Append(ml.BinaryClassification.Trainers.LightGbm(new LightGbmBinaryTrainer.Options { Seed = 1, NumberOfThreads = 1 }));
 double onReal = ml.BinaryClassification.Evaluate(classifier.Fit(train).Transform(test)).Accuracy;
-double onSynthetic = ml.BinaryClassification.Evaluate(classifier.Fit(gan.Generate((int)train.GetRowCount()!.Value, seed: 11)).Transform(test)).Accuracy;
+double onSynthetic = ml.BinaryClassification.Evaluate(classifier.Fit(gan.Generate(rows, seed: 11)).Transform(test)).Accuracy;
 Console.WriteLine($"\nLightGBM tested on real held-out customers: trained on real {onReal:P1}, trained on synthetic {onSynthetic:P1}.");
 
 // ---- 3. Save, reload, and flag unusual real customers --------------------------------------------------------------
