@@ -76,6 +76,24 @@ public sealed class DeepCatalog
     public IDataView SeriesWindows(IDataView data, string seriesColumnName, int lookBack, int horizon = 1, int stride = 1) =>
         DeepExtensions.SeriesWindows.Create(Context, data, seriesColumnName, lookBack, horizon, stride);
 
+    /// <summary>An encoder-only transformer trained from scratch on token sequences (TokenizeIntoWords → MapValueToKey).</summary>
+    public TransformerTrainer Transformer(TransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>A text transformer with the default architecture on the key-vector column <paramref name="featureColumnName"/>.</summary>
+    public TransformerTrainer Transformer(string labelColumnName = ColumnNames.Label, string featureColumnName = "Tokens",
+        int maxSequenceLength = 64, int epochs = 8) =>
+        new(Context, new TransformerTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, MaxSequenceLength = maxSequenceLength, Epochs = epochs,
+        });
+
+    /// <summary>An FT-Transformer for tabular data (numeric and one-hot categorical features as tokens).</summary>
+    public FtTransformerTrainer FtTransformer(FtTransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>An FT-Transformer for tabular data with the given columns and the default architecture.</summary>
+    public FtTransformerTrainer FtTransformer(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features, int epochs = 20) =>
+        new(Context, new FtTransformerTrainer.Options { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs });
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 

@@ -70,6 +70,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// <summary>The family's network for the given input size and output count.</summary>
     protected abstract NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task);
 
+    /// <summary>
+    /// The family's network, given the training data's feature column as well (so a family can read its annotations,
+    /// e.g. slot names); by default the column is not needed.
+    /// </summary>
+    protected virtual NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
+        CreateSpec(inputSize, outputSize, task);
+
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
     internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
         new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression);
@@ -103,7 +110,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        var featureType = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type;
+        var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
+        var featureType = featureColumn.Type;
         var image = ImageInput(featureType);
         var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
         int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens);
@@ -119,7 +127,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
-        var spec = CreateSpec(inputSize, outputs, label.Task);
+        var spec = CreateSpec(featureColumn, inputSize, outputs, label.Task);
         spec.InputTokens = tokens;
         spec.Validate();
 
