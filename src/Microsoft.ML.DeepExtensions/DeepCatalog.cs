@@ -105,6 +105,19 @@ public sealed class DeepCatalog
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs, Averaged = averaged,
         });
 
+    /// <summary>A generative adversarial network trainer (MLP networks for vectors, a DCGAN when <c>ImageShape</c> is set).</summary>
+    public GanTrainer Gan(GanTrainer.Options options) => new(Context, options);
+
+    /// <summary>
+    /// A GAN trainer on <paramref name="featureColumnName"/>; conditional on the Key column <paramref name="labelColumnName"/>
+    /// when given; a DCGAN when <paramref name="imageShape"/> is given.
+    /// </summary>
+    public GanTrainer Gan(string featureColumnName = ColumnNames.Features, string? labelColumnName = null, ImageShape? imageShape = null, int epochs = 20) =>
+        new(Context, new GanTrainer.Options
+        {
+            FeatureColumnName = featureColumnName, LabelColumnName = labelColumnName, ImageShape = imageShape, Epochs = epochs,
+        });
+
     /// <summary>
     /// Loads a model saved with <c>mlContext.Model.Save</c>. Same as <c>mlContext.Model.Load</c>, which also works once
     /// <c>mlContext.Deep()</c> has been called on the context.
@@ -121,6 +134,7 @@ public sealed class DeepCatalog
         var catalog = context.ComponentCatalog;
         if (Registered.TryGetValue(catalog, out _)) return;
         MlNetBridge.RegisterLoader(catalog, typeof(DeepTransformer), DeepTransformer.LoaderSignature, DeepTransformer.CreateMethod);
+        MlNetBridge.RegisterLoader(catalog, typeof(GanTransformer), GanTransformer.LoaderSignature, GanTransformer.CreateMethod);
         Registered.AddOrUpdate(catalog, true);
     }
 }

@@ -7,14 +7,15 @@ namespace Microsoft.ML.DeepExtensions.Data;
 /// Training (or validation) rows of an <see cref="IDataView"/> as batches of tensors — one tensor per batch, never per row.
 /// One pass over the cursor validates every row and computes feature/target statistics and class counts. Data that fits
 /// the memory budget is then held as two tensors and batches are gathered with a seeded permutation each epoch; larger
-/// data is streamed from a new cursor each epoch through a seeded shuffle buffer.
+/// data is streamed from a new cursor each epoch through a seeded shuffle buffer. Without a label column (unsupervised
+/// families) every row's label reads as 0.
 /// </summary>
 internal sealed class TrainingData : IDisposable
 {
     private readonly IDataView _data;
     private readonly string _featureName;
-    private readonly string _labelName;
-    private readonly LabelInfo _label;
+    private readonly string? _labelName;
+    private readonly LabelInfo? _label;
     private readonly RowFilter _filter;
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
@@ -27,19 +28,24 @@ internal sealed class TrainingData : IDisposable
     public bool IsCached => _x is not null;
     public float[] FeatureMean { get; private set; } = [];
     public float[] FeatureStd { get; private set; } = [];
+    public float[] FeatureMin { get; private set; } = [];
+    public float[] FeatureMax { get; private set; } = [];
     public float TargetMean { get; private set; }
     public float TargetStd { get; private set; } = 1;
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, string labelName, LabelInfo label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
     {
         _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
-    /// <summary>Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps.</summary>
-    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label,
+    /// <summary>
+    /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. A null
+    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only.
+    /// </summary>
+    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
         RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null)
     {
         var set = new TrainingData(data, featureName, featureSize, image, tokens, labelName, label, filter, budgetBytes);
@@ -52,11 +58,13 @@ internal sealed class TrainingData : IDisposable
         int d = FeatureSize;
         var mean = new double[d];
         var m2 = new double[d];
+        var min = Enumerable.Repeat(float.PositiveInfinity, d).ToArray();
+        var max = Enumerable.Repeat(float.NegativeInfinity, d).ToArray();
         double tMean = 0, tM2 = 0;
-        var classCounts = new long[Math.Max(_label.ClassCount, 0)];
+        var classCounts = new long[Math.Max(_label?.ClassCount ?? 0, 0)];
         var row = new float[d];
         var xs = new GrowingBuffer(d, _budgetBytes);
-        int w = _label.Width;
+        int w = _label?.Width ?? 1;
         var ys = new GrowingBuffer(w, long.MaxValue);
         var y = new float[w];
         long n = 0, targets = 0;
@@ -71,22 +79,24 @@ internal sealed class TrainingData : IDisposable
                 if (!_filter.Keep(r)) continue;
                 if ((r & 1023) == 0) token.ThrowIfCancellationRequested();
                 reader.ReadFeatures(row, r);
-                reader.ReadLabel(y, r);
+                if (_label is not null) reader.ReadLabel(y, r);
                 n++;
                 for (int i = 0; i < d; i++)
                 {
                     double delta = row[i] - mean[i];
                     mean[i] += delta / n;
                     m2[i] += delta * (row[i] - mean[i]);
+                    min[i] = Math.Min(min[i], row[i]);
+                    max[i] = Math.Max(max[i], row[i]);
                 }
-                if (_label.Task == DeepTask.Regression)
+                if (_label?.Task == DeepTask.Regression)
                 {
                     foreach (float v in y)
                     {
                         double delta = v - tMean; tMean += delta / ++targets; tM2 += delta * (v - tMean);
                     }
                 }
-                else
+                else if (_label is not null)
                 {
                     foreach (float v in y)
                     {
@@ -108,6 +118,8 @@ internal sealed class TrainingData : IDisposable
         if (n == 0) return;
         FeatureMean = mean.Select(m => (float)m).ToArray();
         FeatureStd = m2.Select(v => (float)Math.Sqrt(v / n)).ToArray();
+        FeatureMin = min;
+        FeatureMax = max;
         TargetMean = (float)tMean;
         TargetStd = (float)Math.Sqrt(tM2 / Math.Max(targets, 1));
         ClassCounts = classCounts;
@@ -171,7 +183,7 @@ internal sealed class TrainingData : IDisposable
         int d = FeatureSize;
         int capacity = (int)Math.Clamp(_budgetBytes / Math.Max(1, 4L * (d + 1)), batchSize, Math.Max(batchSize, 64L * batchSize));
         var xs = new float[(long)capacity * d];
-        int w = _label.Width;
+        int w = _label?.Width ?? 1;
         var ys = new float[(long)capacity * w];
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
@@ -187,7 +199,8 @@ internal sealed class TrainingData : IDisposable
                 r++;
                 if (!_filter.Keep(r)) continue;
                 reader.ReadFeatures(xs.AsSpan(filled * d, d), r);
-                reader.ReadLabel(ys.AsSpan(filled++ * w, w), r);
+                if (_label is not null) reader.ReadLabel(ys.AsSpan(filled * w, w), r);
+                filled++;
                 if (filled < capacity) continue;
             }
             if (filled == 0) break;

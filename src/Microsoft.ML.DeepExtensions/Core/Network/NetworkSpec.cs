@@ -16,6 +16,7 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
 [JsonDerivedType(typeof(FtTransformerSpec), "ft-transformer")]
 [JsonDerivedType(typeof(TransformerSpec), "transformer")]
+[JsonDerivedType(typeof(GanSpec), "gan")]
 public abstract class NetworkSpec
 {
     /// <summary>Length of the flattened feature vector the network reads.</summary>
