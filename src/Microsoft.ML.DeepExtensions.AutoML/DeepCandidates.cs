@@ -11,8 +11,8 @@ public static class DeepCandidates
 {
     private static readonly DeepTask[] AllTasks = [DeepTask.BinaryClassification, DeepTask.MulticlassClassification, DeepTask.Regression];
 
-    /// <summary>The deep candidates available now: perceptron, MLP, CNN.</summary>
-    public static IReadOnlyList<CandidateFactory> All => [Perceptron, Mlp, Cnn];
+    /// <summary>Every deep family: perceptron, MLP, CNN, FT-Transformer (vectors); LSTM and transformer (token sequences).</summary>
+    public static IReadOnlyList<CandidateFactory> All => [Perceptron, Mlp, Cnn, FtTransformer, Lstm, Transformer];
 
     /// <summary>Rosenblatt's perceptron (binary; calibrated with Platt scaling by the comparison for its probabilities).</summary>
     public static CandidateFactory Perceptron { get; } = new()
@@ -73,6 +73,71 @@ public static class DeepCandidates
             DenseLayers = s.Parameters.Get("DenseLayers", new[] { 128 }),
             LearningRate = s.Parameters.Get("LearningRate", 1e-3),
             DenseDropout = s.Parameters.Get("DenseDropout", 0.3),
+        })),
+    };
+
+    /// <summary>FT-Transformer for tabular vectors (every task): each feature (or one-hot group) is a token.</summary>
+    public static CandidateFactory FtTransformer { get; } = new()
+    {
+        Name = "FT-Transformer",
+        Kind = CandidateKind.Deep,
+        Tasks = AllTasks,
+        MaxEpochs = 8,
+        SearchSpace = new SearchSpace()
+            .Add("Dimension", 64, 32)
+            .Add("Layers", 3, 2)
+            .Add("LearningRate", 1e-3, 3e-4)
+            .Add("Dropout", 0.1, 0.2),
+        Build = (c, s) => c.Context.Deep().FtTransformer(s.Configure(c, new FtTransformerTrainer.Options
+        {
+            Dimension = s.Parameters.Get("Dimension", 64),
+            Layers = s.Parameters.Get("Layers", 3),
+            LearningRate = s.Parameters.Get("LearningRate", 1e-3),
+            Dropout = s.Parameters.Get("Dropout", 0.1),
+        })),
+    };
+
+    /// <summary>Recurrent network on token sequences (every task; a key-vector feature column).</summary>
+    public static CandidateFactory Lstm { get; } = new()
+    {
+        Name = "LSTM",
+        Kind = CandidateKind.Deep,
+        Tasks = AllTasks,
+        Inputs = CandidateInputs.Tokens,
+        MaxEpochs = 8,
+        SearchSpace = new SearchSpace()
+            .Add("Cell", RecurrentCell.Lstm, RecurrentCell.Gru)
+            .Add("HiddenSize", 64, 128)
+            .Add("Bidirectional", false, true)
+            .Add("Dropout", 0.3, 0.1),
+        Build = (c, s) => c.Context.Deep().Lstm(s.Configure(c, new LstmTrainer.Options
+        {
+            Cell = s.Parameters.Get("Cell", RecurrentCell.Lstm),
+            HiddenSize = s.Parameters.Get("HiddenSize", 64),
+            Bidirectional = s.Parameters.Get("Bidirectional", false),
+            Dropout = s.Parameters.Get("Dropout", 0.3),
+        })),
+    };
+
+    /// <summary>Transformer encoder on token sequences (every task; a key-vector feature column).</summary>
+    public static CandidateFactory Transformer { get; } = new()
+    {
+        Name = "Transformer",
+        Kind = CandidateKind.Deep,
+        Tasks = AllTasks,
+        Inputs = CandidateInputs.Tokens,
+        MaxEpochs = 8,
+        SearchSpace = new SearchSpace()
+            .Add("Layers", 2, 1)
+            .Add("Dimension", 64, 128)
+            .Add("LearningRate", 2e-3, 1e-3)
+            .Add("Dropout", 0.1, 0.2),
+        Build = (c, s) => c.Context.Deep().Transformer(s.Configure(c, new TransformerTrainer.Options
+        {
+            Layers = s.Parameters.Get("Layers", 2),
+            Dimension = s.Parameters.Get("Dimension", 64),
+            LearningRate = s.Parameters.Get("LearningRate", 2e-3),
+            Dropout = s.Parameters.Get("Dropout", 0.1),
         })),
     };
 }

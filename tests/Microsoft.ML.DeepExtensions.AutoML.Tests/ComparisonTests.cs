@@ -18,6 +18,29 @@ public class ComparisonTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Sequence_families_compete_on_token_input_and_classic_ones_are_not_offered_it()
+    {
+        var ml = new MLContext(1);
+        var sms = ml.Data.TakeRows(ml.Data.ShuffleRows(TestData.Sms(ml), seed: 2), 4000);
+        var result = ml.Deep().Comparison(new ComparisonOptions
+        {
+            Featurizer = TestData.SmsTokenizer(ml), FeatureColumnName = "Tokens", Trials = 1, MaxEpochs = 6, NumberOfThreads = 1,
+            LatencySamples = 20, TimeBudget = TimeSpan.FromMinutes(4),
+        }).Run(sms);
+        output.WriteLine(result.ToString());
+
+        // Token sequences (a key vector) are input only the LSTM and the transformer read.
+        Assert.Equal(["LSTM", "Transformer"], result.Entries.Select(e => e.Name).OrderBy(n => n));
+        foreach (var e in result.Entries)
+        {
+            Assert.True(e.Status == CandidateStatus.Completed, $"{e.Name}: {e.Status} {e.Error}");
+            // 13 % of messages are spam: both must do far better than always answering "ham".
+            Assert.True(e.Metric(Metrics.Accuracy) > 0.93, $"{e.Name}: accuracy {e.Metric(Metrics.Accuracy):F4}");
+            Assert.True(e.LatencyP50Milliseconds > 0 && e.ModelBytes > 0, e.Name);
+        }
+    }
+
+    [Fact]
     public void Tabular_data_infers_task_columns_and_header()
     {
         var ml = new MLContext(1);
@@ -50,8 +73,9 @@ public class ComparisonTests(ITestOutputHelper output)
         }).Run(data);
         output.WriteLine(result.ToString());
 
-        // Every registered binary candidate: deep (perceptron, MLP) and classic (six trainers); no CNN without an image shape.
-        string[] expected = ["Perceptron", "MLP", "LightGBM", "FastTree", "FastForest", "SDCA", "L-BFGS", "AveragedPerceptron"];
+        // Every registered binary candidate for vectors: deep (perceptron, MLP, FT-Transformer) and classic (six trainers);
+        // no CNN without an image shape, no LSTM/transformer without token sequences.
+        string[] expected = ["Perceptron", "MLP", "FT-Transformer", "LightGBM", "FastTree", "FastForest", "SDCA", "L-BFGS", "AveragedPerceptron"];
         Assert.Equal(expected.OrderBy(n => n), result.Entries.Select(e => e.Name).OrderBy(n => n));
         foreach (var e in result.Entries)
         {
