@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Net;
 using System.Text;
 
@@ -52,60 +51,5 @@ public sealed class ImageGrid
     }
 
     /// <summary>One image as PNG bytes (8-bit grayscale or RGB).</summary>
-    public byte[] Png(float[] pixels, float lo = 0, float hi = 1)
-    {
-        int w = Shape.Width, h = Shape.Height, c = Shape.Channels, plane = w * h;
-        var raw = new byte[h * (1 + w * c)];
-        for (int y = 0, o = 0; y < h; y++)
-        {
-            raw[o++] = 0;   // filter: none
-            for (int x = 0; x < w; x++)
-                for (int ch = 0; ch < c; ch++)
-                    raw[o++] = (byte)Math.Clamp((pixels[ch * plane + y * w + x] - lo) / (hi - lo) * 255f, 0, 255);
-        }
-        using var ms = new MemoryStream();
-        ms.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        var ihdr = new byte[13];
-        BigEndian(ihdr, 0, (uint)w);
-        BigEndian(ihdr, 4, (uint)h);
-        ihdr[8] = 8;                                 // bit depth
-        ihdr[9] = (byte)(c == 1 ? 0 : 2);            // grayscale or truecolour
-        Chunk(ms, "IHDR", ihdr);
-        using (var z = new MemoryStream())
-        {
-            using (var zl = new ZLibStream(z, CompressionLevel.Optimal, leaveOpen: true)) zl.Write(raw);
-            Chunk(ms, "IDAT", z.ToArray());
-        }
-        Chunk(ms, "IEND", []);
-        return ms.ToArray();
-    }
-
-    private static void Chunk(Stream s, string type, byte[] data)
-    {
-        var head = new byte[8];
-        BigEndian(head, 0, (uint)data.Length);
-        Encoding.ASCII.GetBytes(type, 0, 4, head, 4);
-        s.Write(head);
-        s.Write(data);
-        var crc = new byte[4];
-        BigEndian(crc, 0, Crc32(head.AsSpan(4), data));
-        s.Write(crc);
-    }
-
-    private static void BigEndian(byte[] b, int at, uint v) => (b[at], b[at + 1], b[at + 2], b[at + 3]) = ((byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v);
-
-    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
-    {
-        uint c = (uint)n;
-        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        return c;
-    }).ToArray();
-
-    private static uint Crc32(ReadOnlySpan<byte> type, byte[] data)
-    {
-        uint c = 0xFFFFFFFFu;
-        foreach (byte b in type) c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-        foreach (byte b in data) c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
-    }
+    public byte[] Png(float[] pixels, float lo = 0, float hi = 1) => PngImages.Grid([pixels], Shape, columns: 1, lo, hi, border: 0);
 }

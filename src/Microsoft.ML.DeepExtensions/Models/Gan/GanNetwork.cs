@@ -102,7 +102,7 @@ internal sealed class GanNetwork : nn.Module
             var f = Sample(perClass, seed + r, Spec.ClassCount > 0 ? r : null, device).Rows.cpu().data<float>().ToArray();
             for (int i = 0; i < perClass; i++) images.Add(f.AsSpan(i * shape.Size, shape.Size).ToArray());
         }
-        return Models.ImageGrid.ToPng(images, shape, perClass, -1, 1);
+        return PngImages.Grid(images, shape, perClass, -1, 1);
     }
 
     /// <summary>

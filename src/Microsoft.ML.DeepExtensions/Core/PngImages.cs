@@ -1,30 +1,32 @@
 using System.IO.Compression;
 
-namespace Microsoft.ML.DeepExtensions.Models;
+namespace Microsoft.ML.DeepExtensions;
 
 /// <summary>Lays images out in a grid and encodes it as PNG (8-bit grayscale or RGB), with no imaging dependency.</summary>
-public static class ImageGrid
+public static class PngImages
 {
     /// <summary>
     /// A PNG of <paramref name="images"/> (each planar channels × height × width) in rows of <paramref name="columns"/>,
-    /// one pixel of border between them; values from <paramref name="low"/> (black) to <paramref name="high"/> (white).
+    /// <paramref name="border"/> pixels apart; values from <paramref name="low"/> (black) to <paramref name="high"/> (white).
+    /// One image with no border is that image as a PNG.
     /// </summary>
-    public static byte[] ToPng(IReadOnlyList<float[]> images, ImageShape shape, int columns, float low = 0, float high = 255)
+    public static byte[] Grid(IReadOnlyList<float[]> images, ImageShape shape, int columns, float low = 0, float high = 255, int border = 1)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.Channels is not (1 or 3)) throw new ArgumentException($"Image grids hold 1 (gray) or 3 (RGB) channels, not {shape.Channels}.", nameof(shape));
         if (columns < 1) throw new ArgumentOutOfRangeException(nameof(columns), columns, "At least one column.");
+        if (border < 0) throw new ArgumentOutOfRangeException(nameof(border), border, "The border cannot be negative.");
         if (!(high > low)) throw new ArgumentException($"The value range [{low}, {high}] is empty.", nameof(high));
         int rows = Math.Max(1, (images.Count + columns - 1) / columns);
         int c = shape.Channels, h = shape.Height, w = shape.Width;
-        int width = columns * (w + 1) + 1, height = rows * (h + 1) + 1;
+        int b = border, width = columns * (w + b) + b, height = rows * (h + b) + b;
         var pixels = new byte[height * width * c];
         for (int n = 0; n < images.Count; n++)
         {
             var img = images[n];
             if (img.Length != shape.Size) throw new ArgumentException($"Image {n} has {img.Length} values; the shape needs {shape.Size}.", nameof(images));
-            int top = 1 + n / columns * (h + 1), left = 1 + n % columns * (w + 1);
+            int top = b + n / columns * (h + b), left = b + n % columns * (w + b);
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
                     for (int ch = 0; ch < c; ch++)
