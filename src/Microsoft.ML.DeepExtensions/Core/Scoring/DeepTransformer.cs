@@ -79,7 +79,7 @@ public sealed class DeepTransformer : ITransformer, IDisposable
 
     private OutputColumns OutputSchema(DataViewSchema input)
     {
-        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens);
+        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens, Manifest.Spec.InputSequence);
         if (size != Manifest.Spec.InputSize)
             throw new ArgumentException(
                 $"Feature column '{Manifest.FeatureColumnName}' has {size} values, but the model was trained on {Manifest.Spec.InputSize}.",

@@ -53,7 +53,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
             if (scoringSource is not null)
             {
                 _ahead = scoringSource.GetRowCursor([scoringSource.Schema[model.FeatureColumnName]]);
-                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.Spec.InputImage, tokens: model.Spec.InputTokens);
+                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.Spec.InputImage, tokens: model.Spec.InputTokens, sequence: model.Spec.InputSequence);
             }
         }
 
@@ -147,7 +147,7 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
         private float[] Scores()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return _scores;
-            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.Spec.InputImage, tokens: _model.Spec.InputTokens);
+            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.Spec.InputImage, tokens: _model.Spec.InputTokens, sequence: _model.Spec.InputSequence);
             _reader.ReadFeatures(_features, _input.Position);
             _scores = _model.ScoreBatch(_features, 1);
             _scoredPosition = _input.Position;
