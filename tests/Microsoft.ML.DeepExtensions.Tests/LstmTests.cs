@@ -166,6 +166,12 @@ public class LstmTests
         // Truncation: words after the sixth do not change the score.
         string six = "call me when you get home";
         Assert.Equal(engine.Predict(new Message { Text = six + " tonight" }).Score, engine.Predict(new Message { Text = six + " xyz abc please" }).Score, 5);
+
+        // KeepLast: the most recent six words are read, words before them do not change the score.
+        options.SequenceOverflow = SequenceOverflow.KeepLast;
+        var recent = tokenizer.Append(ml.Deep().Lstm(options).Fit(tokenizer.Transform(small)));
+        var recentEngine = ml.Model.CreatePredictionEngine<Message, SpamPrediction>(recent);
+        Assert.Equal(recentEngine.Predict(new Message { Text = "tonight " + six }).Score, recentEngine.Predict(new Message { Text = "please xyz abc " + six }).Score, 5);
     }
 
     [Fact]
