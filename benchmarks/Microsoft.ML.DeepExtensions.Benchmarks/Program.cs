@@ -13,6 +13,16 @@ public static class Program
         Benchmarks:
           mlp     MlpTrainer inside an ML.NET pipeline vs a raw TorchSharp loop (784-256-128-10, Adam, Fashion-MNIST)
           cnn     CnnTrainer (default network) inside an ML.NET pipeline vs a raw TorchSharp loop on the same network
+          gan     GanTrainer quality: Fashion-MNIST conditional DCGAN judged by a CNN (+ Fréchet distance), Adult
+                  train-on-synthetic/test-on-real, optdigits anomaly AUC
+
+        Options (gan):
+          --part P            fashion, adult, digits or all (default all)
+          --epochs N          GAN epochs on Fashion-MNIST (default 10; Adult uses at least 15, optdigits 30)
+          --cnn-epochs N      epochs of the judging CNN (default 5)
+          --limit N           use only the first N Fashion-MNIST training images
+          --seed N, --threads N, --data DIR (Fashion-MNIST), --shared-data DIR (default ../shared/data)
+          --output FILE       markdown report (default benchmarks/results/gan.md; '-' for none)
 
         Options (mlp):
           --epochs N          epochs per run (default 3; the first epoch of every run is warm-up and is dropped)
@@ -45,6 +55,8 @@ public static class Program
                     var settings = MlpBenchmark.Settings.Parse(args[1..]);
                     settings.Model = args[0];
                     return new MlpBenchmark(settings).Run();
+                case "gan":
+                    return new GanBenchmark(GanBenchmark.Settings.Parse(args[1..])).Run();
                 default:
                     Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");
                     Console.Error.WriteLine(Usage);

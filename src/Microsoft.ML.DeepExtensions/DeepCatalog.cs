@@ -76,6 +76,24 @@ public sealed class DeepCatalog
     public IDataView SeriesWindows(IDataView data, string seriesColumnName, int lookBack, int horizon = 1, int stride = 1) =>
         DeepExtensions.SeriesWindows.Create(Context, data, seriesColumnName, lookBack, horizon, stride);
 
+    /// <summary>An encoder-only transformer trained from scratch on token sequences (TokenizeIntoWords → MapValueToKey).</summary>
+    public TransformerTrainer Transformer(TransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>A text transformer with the default architecture on the key-vector column <paramref name="featureColumnName"/>.</summary>
+    public TransformerTrainer Transformer(string labelColumnName = ColumnNames.Label, string featureColumnName = "Tokens",
+        int maxSequenceLength = 64, int epochs = 8) =>
+        new(Context, new TransformerTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, MaxSequenceLength = maxSequenceLength, Epochs = epochs,
+        });
+
+    /// <summary>An FT-Transformer for tabular data (numeric and one-hot categorical features as tokens).</summary>
+    public FtTransformerTrainer FtTransformer(FtTransformerTrainer.Options options) => new(Context, options);
+
+    /// <summary>An FT-Transformer for tabular data with the given columns and the default architecture.</summary>
+    public FtTransformerTrainer FtTransformer(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features, int epochs = 20) =>
+        new(Context, new FtTransformerTrainer.Options { LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs });
+
     /// <summary>Rosenblatt's perceptron (binary).</summary>
     public PerceptronTrainer Perceptron(PerceptronTrainer.Options options) => new(Context, options);
 
@@ -85,6 +103,19 @@ public sealed class DeepCatalog
         new(Context, new PerceptronTrainer.Options
         {
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, Epochs = epochs, Averaged = averaged,
+        });
+
+    /// <summary>A generative adversarial network trainer (MLP networks for vectors, a DCGAN when <c>ImageShape</c> is set).</summary>
+    public GanTrainer Gan(GanTrainer.Options options) => new(Context, options);
+
+    /// <summary>
+    /// A GAN trainer on <paramref name="featureColumnName"/>; conditional on the Key column <paramref name="labelColumnName"/>
+    /// when given; a DCGAN when <paramref name="imageShape"/> is given.
+    /// </summary>
+    public GanTrainer Gan(string featureColumnName = ColumnNames.Features, string? labelColumnName = null, ImageShape? imageShape = null, int epochs = 20) =>
+        new(Context, new GanTrainer.Options
+        {
+            FeatureColumnName = featureColumnName, LabelColumnName = labelColumnName, ImageShape = imageShape, Epochs = epochs,
         });
 
     /// <summary>
@@ -103,6 +134,7 @@ public sealed class DeepCatalog
         var catalog = context.ComponentCatalog;
         if (Registered.TryGetValue(catalog, out _)) return;
         MlNetBridge.RegisterLoader(catalog, typeof(DeepTransformer), DeepTransformer.LoaderSignature, DeepTransformer.CreateMethod);
+        MlNetBridge.RegisterLoader(catalog, typeof(GanTransformer), GanTransformer.LoaderSignature, GanTransformer.CreateMethod);
         Registered.AddOrUpdate(catalog, true);
     }
 }

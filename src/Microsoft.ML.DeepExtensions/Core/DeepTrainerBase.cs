@@ -83,6 +83,13 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     protected virtual NetworkSpec CreateSpec(SequenceInput input, int outputSize, DeepTask task) =>
         throw new NotSupportedException($"{Name} does not read variable-length sequences.");
 
+    /// <summary>
+    /// The family's network, given the training data's feature column as well (so a family can read its annotations,
+    /// e.g. slot names); by default the column is not needed.
+    /// </summary>
+    protected virtual NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
+        CreateSpec(inputSize, outputSize, task);
+
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
     internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
         new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression);
@@ -116,7 +123,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        var featureType = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature").Type;
+        var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
+        var featureType = featureColumn.Type;
         var image = ImageInput(featureType);
         var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
         var sequence = SequenceInput.Reads(featureType) ? VariableLengthInput : null;
@@ -134,7 +142,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
-        var spec = sequence is null ? CreateSpec(inputSize, outputs, label.Task) : CreateSpec(sequence, outputs, label.Task);
+        var spec = sequence is null ? CreateSpec(featureColumn, inputSize, outputs, label.Task) : CreateSpec(sequence, outputs, label.Task);
         spec.InputTokens = tokens;
         spec.InputSequence = sequence;
         spec.Validate();

@@ -7,14 +7,15 @@ namespace Microsoft.ML.DeepExtensions.Data;
 /// Training (or validation) rows of an <see cref="IDataView"/> as batches of tensors — one tensor per batch, never per row.
 /// One pass over the cursor validates every row and computes feature/target statistics and class counts. Data that fits
 /// the memory budget is then held as two tensors and batches are gathered with a seeded permutation each epoch; larger
-/// data is streamed from a new cursor each epoch through a seeded shuffle buffer.
+/// data is streamed from a new cursor each epoch through a seeded shuffle buffer. Without a label column (unsupervised
+/// families) every row's label reads as 0.
 /// </summary>
 internal sealed class TrainingData : IDisposable
 {
     private readonly IDataView _data;
     private readonly string _featureName;
-    private readonly string _labelName;
-    private readonly LabelInfo _label;
+    private readonly string? _labelName;
+    private readonly LabelInfo? _label;
     private readonly RowFilter _filter;
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
@@ -28,23 +29,26 @@ internal sealed class TrainingData : IDisposable
     public bool IsCached => _x is not null;
     public float[] FeatureMean { get; private set; } = [];
     public float[] FeatureStd { get; private set; } = [];
+    public float[] FeatureMin { get; private set; } = [];
+    public float[] FeatureMax { get; private set; } = [];
     public float TargetMean { get; private set; }
     public float TargetStd { get; private set; } = 1;
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, SequenceInput? sequence, string labelName, LabelInfo label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, SequenceInput? sequence, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
     {
         _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _sequence = sequence; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
     /// <summary>
-    /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. For variable-length
-    /// numeric sequences (<paramref name="sequence"/>), <see cref="FeatureMean"/>/<see cref="FeatureStd"/> hold each
-    /// step feature's statistics over real steps only (padding excluded), repeated per step, and 0/1 for the length slot.
+    /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. A null
+    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only. For variable-length numeric sequences
+    /// (<paramref name="sequence"/>), <see cref="FeatureMean"/>/<see cref="FeatureStd"/> hold each step feature's
+    /// statistics over real steps only (padding excluded), repeated per step, and 0/1 for the length slot.
     /// </summary>
-    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string labelName, LabelInfo label,
+    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
         RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null,
         SequenceInput? sequence = null)
     {
@@ -61,11 +65,13 @@ internal sealed class TrainingData : IDisposable
         var mean = new double[stats];
         var m2 = new double[stats];
         var counts = new long[stats];
+        var min = Enumerable.Repeat(float.PositiveInfinity, d).ToArray();
+        var max = Enumerable.Repeat(float.NegativeInfinity, d).ToArray();
         double tMean = 0, tM2 = 0;
-        var classCounts = new long[Math.Max(_label.ClassCount, 0)];
+        var classCounts = new long[Math.Max(_label?.ClassCount ?? 0, 0)];
         var row = new float[d];
         var xs = new GrowingBuffer(d, _budgetBytes);
-        int w = _label.Width;
+        int w = _label?.Width ?? 1;
         var ys = new GrowingBuffer(w, long.MaxValue);
         var y = new float[w];
         long n = 0, targets = 0;
@@ -80,7 +86,7 @@ internal sealed class TrainingData : IDisposable
                 if (!_filter.Keep(r)) continue;
                 if ((r & 1023) == 0) token.ThrowIfCancellationRequested();
                 reader.ReadFeatures(row, r);
-                reader.ReadLabel(y, r);
+                if (_label is not null) reader.ReadLabel(y, r);
                 n++;
                 int first = _sequence is null ? 0 : 1, end = _sequence is null ? d : 1 + (int)row[0] * stats;
                 for (int k = first; k < end; k++)
@@ -89,15 +95,17 @@ internal sealed class TrainingData : IDisposable
                     double delta = row[k] - mean[i];
                     mean[i] += delta / ++counts[i];
                     m2[i] += delta * (row[k] - mean[i]);
+                    min[k] = Math.Min(min[k], row[k]);
+                    max[k] = Math.Max(max[k], row[k]);
                 }
-                if (_label.Task == DeepTask.Regression)
+                if (_label?.Task == DeepTask.Regression)
                 {
                     foreach (float v in y)
                     {
                         double delta = v - tMean; tMean += delta / ++targets; tM2 += delta * (v - tMean);
                     }
                 }
-                else
+                else if (_label is not null)
                 {
                     foreach (float v in y)
                     {
@@ -120,6 +128,8 @@ internal sealed class TrainingData : IDisposable
         var std = m2.Select((v, i) => (float)Math.Sqrt(v / Math.Max(counts[i], 1))).ToArray();
         FeatureMean = _sequence is null ? mean.Select(m => (float)m).ToArray() : [0f, .. Enumerable.Range(0, d - 1).Select(k => (float)mean[k % stats])];
         FeatureStd = _sequence is null ? std : [1f, .. Enumerable.Range(0, d - 1).Select(k => std[k % stats])];
+        FeatureMin = min;
+        FeatureMax = max;
         TargetMean = (float)tMean;
         TargetStd = (float)Math.Sqrt(tM2 / Math.Max(targets, 1));
         ClassCounts = classCounts;
@@ -183,7 +193,7 @@ internal sealed class TrainingData : IDisposable
         int d = FeatureSize;
         int capacity = (int)Math.Clamp(_budgetBytes / Math.Max(1, 4L * (d + 1)), batchSize, Math.Max(batchSize, 64L * batchSize));
         var xs = new float[(long)capacity * d];
-        int w = _label.Width;
+        int w = _label?.Width ?? 1;
         var ys = new float[(long)capacity * w];
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
@@ -199,7 +209,8 @@ internal sealed class TrainingData : IDisposable
                 r++;
                 if (!_filter.Keep(r)) continue;
                 reader.ReadFeatures(xs.AsSpan(filled * d, d), r);
-                reader.ReadLabel(ys.AsSpan(filled++ * w, w), r);
+                if (_label is not null) reader.ReadLabel(ys.AsSpan(filled * w, w), r);
+                filled++;
                 if (filled < capacity) continue;
             }
             if (filled == 0) break;

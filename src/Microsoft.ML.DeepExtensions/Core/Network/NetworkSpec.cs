@@ -14,6 +14,9 @@ namespace Microsoft.ML.DeepExtensions.Network;
 [JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
 [JsonDerivedType(typeof(CnnSpec), "cnn")]
 [JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
+[JsonDerivedType(typeof(FtTransformerSpec), "ft-transformer")]
+[JsonDerivedType(typeof(TransformerSpec), "transformer")]
+[JsonDerivedType(typeof(GanSpec), "gan")]
 public abstract class NetworkSpec
 {
     /// <summary>Length of the flattened feature vector the network reads.</summary>

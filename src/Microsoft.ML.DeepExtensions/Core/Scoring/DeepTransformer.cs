@@ -17,7 +17,7 @@ namespace Microsoft.ML.DeepExtensions;
 /// slot names) and <c>PredictedLabel</c> (Key with the label's values); regression: <c>Score</c> — scores in batches,
 /// works in a <see cref="PredictionEngine{TSrc,TDst}"/>, and saves with <c>mlContext.Model.Save</c>.
 /// </summary>
-public sealed class DeepTransformer : ITransformer, IDisposable
+public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
 {
     internal const string LoaderSignature = "DeepExtensionsModel";
     private const string ModelSignature = "DEEPXNET";
@@ -122,6 +122,14 @@ public sealed class DeepTransformer : ITransformer, IDisposable
         copy.Manifest.FeaturesSize = copy._network.EmbeddingSize;
         return copy;
     }
+
+    ImageShape? IBatchScorer.InputImage => Manifest.Spec.InputImage;
+
+    TokenInput? IBatchScorer.InputTokens => Manifest.Spec.InputTokens;
+
+    SequenceInput? IBatchScorer.InputSequence => Manifest.Spec.InputSequence;
+
+    float[] IBatchScorer.ScoreBatch(float[] features, int rows) => ScoreBatch(features, rows);
 
     /// <summary>Writes the model into an ML.NET model repository entry (called by <c>mlContext.Model.Save</c>).</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) =>

@@ -3,12 +3,31 @@ using Microsoft.ML.DeepExtensions.Data;
 
 namespace Microsoft.ML.DeepExtensions;
 
+/// <summary>What the batched scoring views need from a fitted model: the column it reads and one forward pass per batch.</summary>
+internal interface IBatchScorer
+{
+    /// <summary>The feature column the model reads.</summary>
+    string FeatureColumnName { get; }
+
+    /// <summary>The image shape an image feature column is decoded to; null for vectors.</summary>
+    ImageShape? InputImage { get; }
+
+    /// <summary>How a token (key vector) feature column is read; null for float input.</summary>
+    TokenInput? InputTokens { get; }
+
+    /// <summary>How a variable-length numeric sequence column is read; null for fixed-size input.</summary>
+    SequenceInput? InputSequence => null;
+
+    /// <summary>Scores <paramref name="rows"/> rows of flattened features; <see cref="OutputColumns.Width"/> values per row.</summary>
+    float[] ScoreBatch(float[] features, int rows);
+}
+
 /// <summary>
-/// The lazy result of <see cref="DeepTransformer.Transform"/>. Its cursor scores in batches: a second cursor over the
+/// The lazy result of <see cref="DeepTransformer.Transform"/> (and of other models' Transform, through <see cref="IBatchScorer"/>). Its cursor scores in batches: a second cursor over the
 /// input, with only the feature column active, reads ahead one batch of rows, which is scored in one forward pass;
 /// the main cursor passes the input columns through row by row. Both cursors are unshuffled, so rows align.
 /// </summary>
-internal sealed class ScoredDataView(DeepTransformer model, IDataView input, OutputColumns outputs) : IDataView
+internal sealed class ScoredDataView(IBatchScorer model, IDataView input, OutputColumns outputs) : IDataView
 {
     internal const int BatchRows = 512;
 
@@ -31,7 +50,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
 
     private sealed class Cursor : DataViewRowCursor
     {
-        private readonly DeepTransformer _model;
+        private readonly IBatchScorer _model;
         private readonly DataViewRowCursor _input;
         private readonly DataViewRowCursor? _ahead;
         private readonly FeatureReader? _reader;
@@ -43,7 +62,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
         private int _row = -1;
         private long _aheadRow = -1;
 
-        public Cursor(DeepTransformer model, DataViewRowCursor input, IDataView? scoringSource, OutputColumns outputs, HashSet<int> active)
+        public Cursor(IBatchScorer model, DataViewRowCursor input, IDataView? scoringSource, OutputColumns outputs, HashSet<int> active)
         {
             _model = model;
             _input = input;
@@ -53,7 +72,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
             if (scoringSource is not null)
             {
                 _ahead = scoringSource.GetRowCursor([scoringSource.Schema[model.FeatureColumnName]]);
-                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.Spec.InputImage, tokens: model.Spec.InputTokens, sequence: model.Spec.InputSequence);
+                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.InputImage, tokens: model.InputTokens, sequence: model.InputSequence);
             }
         }
 
@@ -105,7 +124,7 @@ internal sealed class ScoredDataView(DeepTransformer model, IDataView input, Out
 }
 
 /// <summary>Row-to-row scoring for <see cref="PredictionEngine{TSrc,TDst}"/>: one forward pass per input row, on demand.</summary>
-internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outputs) : IRowToRowMapper
+internal sealed class ScoringRowMapper(IBatchScorer model, OutputColumns outputs) : IRowToRowMapper
 {
     public DataViewSchema InputSchema => outputs.Input;
     public DataViewSchema OutputSchema => outputs.Schema;
@@ -123,7 +142,7 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
 
     private sealed class Row : DataViewRow
     {
-        private readonly DeepTransformer _model;
+        private readonly IBatchScorer _model;
         private readonly DataViewRow _input;
         private readonly OutputColumns _outputs;
         private readonly HashSet<int> _active;
@@ -132,7 +151,7 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
         private float[] _scores = [];
         private long _scoredPosition = -1;
 
-        public Row(DeepTransformer model, DataViewRow input, OutputColumns outputs, HashSet<int> active)
+        public Row(IBatchScorer model, DataViewRow input, OutputColumns outputs, HashSet<int> active)
         {
             _model = model; _input = input; _outputs = outputs; _active = active;
             _features = new float[outputs.FeatureSize];
@@ -147,7 +166,7 @@ internal sealed class ScoringRowMapper(DeepTransformer model, OutputColumns outp
         private float[] Scores()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return _scores;
-            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.Spec.InputImage, tokens: _model.Spec.InputTokens, sequence: _model.Spec.InputSequence);
+            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.InputImage, tokens: _model.InputTokens, sequence: _model.InputSequence);
             _reader.ReadFeatures(_features, _input.Position);
             _scores = _model.ScoreBatch(_features, 1);
             _scoredPosition = _input.Position;

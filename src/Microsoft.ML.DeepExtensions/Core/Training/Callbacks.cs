@@ -87,16 +87,22 @@ internal sealed class CheckpointCallback(int every, Action<EpochContext> write) 
 /// <summary>Reports each epoch: <see cref="IProgress{T}"/>, the trainer's event, the ML.NET log and (verbose) the console.</summary>
 internal sealed class ProgressCallback(IChannel? channel, bool verbose, IProgress<EpochRecord>? progress, Action<EpochRecord>? raise) : ITrainingCallback
 {
-    public void OnEpochEnd(EpochContext ctx)
+    public void OnEpochEnd(EpochContext ctx) => Report(ctx.Record);
+
+    public void OnTrainEnd(DeepNetwork network, TrainingHistory history) => End(history);
+
+    /// <summary>Reports one epoch (also for families that run their own loop).</summary>
+    public void Report(EpochRecord record)
     {
-        var line = ctx.Record.ToString();
+        var line = record.ToString();
         channel?.Info(MessageSensitivity.None, line);
         if (verbose) Console.WriteLine(line);
-        progress?.Report(ctx.Record);
-        raise?.Invoke(ctx.Record);
+        progress?.Report(record);
+        raise?.Invoke(record);
     }
 
-    public void OnTrainEnd(DeepNetwork network, TrainingHistory history)
+    /// <summary>Reports the end of training.</summary>
+    public void End(TrainingHistory history)
     {
         var line = $"Training ended: {history.StopReason}; weights of epoch {history.BestEpoch}; {history.TotalSeconds:F1}s.";
         channel?.Info(MessageSensitivity.None, line);

@@ -16,10 +16,18 @@ public sealed record EpochRecord(int Epoch, double TrainLoss, double? Validation
     /// <summary>Total epochs planned; set for progress reporting.</summary>
     public int TotalEpochs { get; init; }
 
+    /// <summary>
+    /// Named parts of the training loss, for families that optimise more than one objective (a GAN's "generator" and
+    /// "discriminator" losses); null otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<string, double>? Losses { get; init; }
+
     /// <inheritdoc />
     public override string ToString()
     {
         var sb = new StringBuilder($"Epoch {Epoch}/{TotalEpochs} - {Seconds:F1}s - loss: {TrainLoss:F4}");
+        if (Losses is not null)
+            foreach (var (name, value) in Losses) sb.Append($" - {name}_loss: {value:F4}");
         if (ValidationLoss is double vl) sb.Append($" - val_loss: {vl:F4}");
         if (ValidationMetric is double vm) sb.Append($" - val_{MetricName}: {vm:F4}");
         sb.Append($" - lr: {LearningRate:G3}");

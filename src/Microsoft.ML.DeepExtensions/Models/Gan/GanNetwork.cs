@@ -1,0 +1,125 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.DeepExtensions.Models;
+
+/// <summary>
+/// Generator and discriminator of a <see cref="GanSpec"/>, with the fixed feature scaling both share (buffers, saved with
+/// the weights): the networks see x → (x − center) · scale, and generated rows are mapped back to feature units.
+/// </summary>
+internal sealed class GanNetwork : nn.Module
+{
+    private readonly Tensor center;
+    private readonly Tensor scale;
+    private readonly Tensor class_prior;
+    private readonly nn.Module<Tensor, Tensor> generator;
+    private readonly nn.Module<Tensor, Tensor> discriminator;
+
+    public GanNetwork(GanSpec spec) : base("GanNetwork")
+    {
+        Spec = spec;
+        center = zeros(spec.InputSize);
+        scale = ones(spec.InputSize);
+        class_prior = spec.ClassCount > 0 ? full(spec.ClassCount, 1.0f / spec.ClassCount) : zeros(1);
+        generator = spec.BuildGenerator();
+        discriminator = spec.BuildDiscriminator();
+        register_buffer(nameof(center), center);
+        register_buffer(nameof(scale), scale);
+        register_buffer(nameof(class_prior), class_prior);
+        RegisterComponents();
+    }
+
+    public GanSpec Spec { get; }
+
+    public nn.Module<Tensor, Tensor> Generator => generator;
+
+    public nn.Module<Tensor, Tensor> Discriminator => discriminator;
+
+    /// <summary>Sets the feature scaling and the class frequencies (used when generating without a requested class).</summary>
+    public void SetStatistics(float[] featureCenter, float[] featureScale, float[]? classPrior)
+    {
+        using var _ = no_grad();
+        using var c = tensor(featureCenter);
+        using var s = tensor(featureScale);
+        center.copy_(c);
+        scale.copy_(s);
+        if (classPrior is not null)
+        {
+            using var p = tensor(classPrior);
+            class_prior.copy_(p);
+        }
+    }
+
+    /// <summary>The class frequencies of the training data (conditional GANs).</summary>
+    public float[] ClassPrior() => class_prior.cpu().data<float>().ToArray();
+
+    /// <summary>Features in the networks' scale.</summary>
+    public Tensor Scale(Tensor x) => (x - center) * scale;
+
+    /// <summary>Network-scale rows back in feature units.</summary>
+    public Tensor Unscale(Tensor x) => x / scale + center;
+
+    /// <summary>One-hot rows of the class indices in <paramref name="y"/> (float), or null for an unconditional GAN.</summary>
+    public Tensor? OneHot(Tensor y) =>
+        Spec.ClassCount == 0 ? null : nn.functional.one_hot(y.to_type(ScalarType.Int64), Spec.ClassCount).to_type(ScalarType.Float32);
+
+    /// <summary>Generated rows (network scale) from noise <paramref name="z"/> and one-hot classes.</summary>
+    public Tensor Generate(Tensor z, Tensor? oneHot) => generator.call(oneHot is null ? z : cat([z, oneHot], 1));
+
+    /// <summary>The discriminator's score [B] for network-scale rows and one-hot classes.</summary>
+    public Tensor Discriminate(Tensor x, Tensor? oneHot) => discriminator.call(oneHot is null ? x : cat([x, oneHot], 1)).reshape(-1);
+
+    /// <summary>
+    /// <paramref name="count"/> generated rows in the networks' scale from noise seeded by <paramref name="seed"/>, with their
+    /// class indices (conditional: <paramref name="classIndex"/>, or drawn by the class frequencies; null when unconditional).
+    /// Call under no_grad in eval mode.
+    /// </summary>
+    public (Tensor Rows, Tensor? Classes) Sample(int count, int seed, int? classIndex, Device device)
+    {
+        using var gen = new torch.Generator((ulong)(uint)seed);
+        var z = randn([count, Spec.LatentSize], generator: gen).to(device);
+        Tensor? y = null;
+        if (Spec.ClassCount > 0)
+            y = (classIndex is int k
+                ? full(count, k, dtype: ScalarType.Int64)
+                : multinomial(class_prior.cpu(), count, replacement: true, generator: gen)).to(device);
+        return (Generate(z, y is null ? null : OneHot(y)), y);
+    }
+
+    /// <summary>
+    /// A PNG grid of generated images (image GANs): one row per class with <paramref name="perClass"/> samples when
+    /// conditional, else <paramref name="perClass"/> × <paramref name="perClass"/>. The same seed draws the same noise.
+    /// </summary>
+    public byte[] ImageGrid(int perClass, int seed, Device device)
+    {
+        var shape = Spec.Image ?? throw new InvalidOperationException("An image grid needs a GAN trained on images (ImageShape set).");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var images = new List<float[]>();
+        int rows = Spec.ClassCount > 0 ? Spec.ClassCount : perClass;
+        for (int r = 0; r < rows; r++)
+        {
+            var f = Sample(perClass, seed + r, Spec.ClassCount > 0 ? r : null, device).Rows.cpu().data<float>().ToArray();
+            for (int i = 0; i < perClass; i++) images.Add(f.AsSpan(i * shape.Size, shape.Size).ToArray());
+        }
+        return Models.ImageGrid.ToPng(images, shape, perClass, -1, 1);
+    }
+
+    /// <summary>
+    /// How real raw feature rows look: the discriminator's score (for a conditional GAN, the highest over the classes,
+    /// i.e. how real the row looks as the class it most resembles).
+    /// </summary>
+    public Tensor Realness(Tensor features)
+    {
+        var x = Scale(features);
+        if (Spec.ClassCount == 0) return Discriminate(x, null);
+        long n = x.shape[0];
+        var scores = new List<Tensor>();
+        for (int k = 0; k < Spec.ClassCount; k++)
+        {
+            var y = full(n, k, dtype: ScalarType.Int64, device: x.device);
+            scores.Add(Discriminate(x, OneHot(y)));
+        }
+        return stack(scores, 1).amax(1);
+    }
+}

@@ -1,0 +1,122 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Models;
+using Microsoft.ML.DeepExtensions.Network;
+using Microsoft.ML.DeepExtensions.Training;
+
+namespace Microsoft.ML.DeepExtensions;
+
+/// <summary>
+/// Trains an FT-Transformer (Gorishniy et al., 2021) on an ordinary tabular feature vector for binary, multiclass or
+/// regression tasks. Each numeric slot becomes a token (x·w + b) and each one-hot categorical — the slots that
+/// <c>OneHotEncoding → Concatenate</c> names "Column.Value" — becomes one token (an embedding of the category), read from
+/// the feature column's slot names at Fit time; a CLS token is prepended and its encoded value predicts the label.
+/// Create it with <c>mlContext.Deep().FtTransformer(...)</c>.
+/// </summary>
+public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.Options>
+{
+    /// <summary>Options for <see cref="FtTransformerTrainer"/>.</summary>
+    public sealed class Options : DeepTrainerOptions
+    {
+        /// <summary>
+        /// Creates options with the FT-Transformer's defaults: 20 epochs, batch 256, AdamW (learning rate 5e-4, weight
+        /// decay 1e-5), one warm-up epoch then cosine decay, gradient clipping at 1.
+        /// </summary>
+        public Options()
+        {
+            Epochs = 20;
+            BatchSize = 256;
+            Optimizer = DeepOptimizer.AdamW;
+            LearningRate = 5e-4;
+            WeightDecay = 1e-5;
+            LearningRateSchedule = Training.LearningRateSchedule.Cosine(warmupEpochs: 1);
+            GradientClipNorm = 1.0;
+        }
+
+        /// <summary>Token width d. Default 64.</summary>
+        public int Dimension { get; set; } = 64;
+
+        /// <summary>Encoder layers. Default 3.</summary>
+        public int Layers { get; set; } = 3;
+
+        /// <summary>Attention heads; must divide <see cref="Dimension"/>. Default 8.</summary>
+        public int Heads { get; set; } = 8;
+
+        /// <summary>Hidden width of the feed-forward blocks. Default 128.</summary>
+        public int FeedForwardSize { get; set; } = 128;
+
+        /// <summary>Residual and feed-forward dropout. Default 0.1.</summary>
+        public double Dropout { get; set; } = 0.1;
+
+        /// <summary>Dropout on the attention weights. Default 0.2.</summary>
+        public double AttentionDropout { get; set; } = 0.2;
+
+        /// <summary>Pre-norm (default; trains stably) or post-norm.</summary>
+        public LayerNormPosition LayerNorm { get; set; } = LayerNormPosition.Pre;
+
+        /// <summary>
+        /// Group one-hot slots (named "Column.Value") into one token per column. Default true; false makes every slot its
+        /// own numeric token.
+        /// </summary>
+        public bool GroupOneHotSlots { get; set; } = true;
+
+        /// <summary>Explicit tokens (slot ranges of the feature vector); null derives them from the slot names.</summary>
+        public FeatureToken[]? Tokens { get; set; }
+
+        /// <inheritdoc />
+        public override void Validate()
+        {
+            base.Validate();
+            Check(Dimension >= 1, nameof(Dimension), Dimension, "at least 1");
+            Check(Layers >= 1, nameof(Layers), Layers, "at least 1");
+            Check(Heads >= 1 && Dimension % Heads == 0, nameof(Heads), Heads, $"at least 1 and a divisor of Dimension ({Dimension})");
+            Check(FeedForwardSize >= 1, nameof(FeedForwardSize), FeedForwardSize, "at least 1");
+            Check(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "in [0, 1)");
+            Check(AttentionDropout is >= 0 and < 1, nameof(AttentionDropout), AttentionDropout, "in [0, 1)");
+        }
+    }
+
+    /// <summary>Creates the trainer (prefer <c>mlContext.Deep().FtTransformer(options)</c>).</summary>
+    public FtTransformerTrainer(MLContext context, Options options) : base(context, options, nameof(FtTransformerTrainer)) { }
+
+    /// <inheritdoc />
+    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) =>
+        Spec(TrainerOptions.Tokens ?? FtTransformerSpec.PerSlot(inputSize), inputSize, outputSize);
+
+    /// <summary>Tokens from the feature column's slot names (one per one-hot column, one per numeric slot).</summary>
+    protected override NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task)
+    {
+        var tokens = TrainerOptions.Tokens
+            ?? (TrainerOptions.GroupOneHotSlots && SlotNames(featureColumn, inputSize) is { } names
+                ? FtTransformerSpec.FromSlotNames(names)
+                : FtTransformerSpec.PerSlot(inputSize));
+        return Spec(tokens, inputSize, outputSize);
+    }
+
+    private FtTransformerSpec Spec(FeatureToken[] tokens, int inputSize, int outputSize)
+    {
+        var o = TrainerOptions;
+        return new FtTransformerSpec
+        {
+            InputSize = inputSize,
+            OutputSize = outputSize,
+            Tokens = tokens,
+            Dimension = o.Dimension,
+            EncoderLayers = o.Layers,
+            Heads = o.Heads,
+            FeedForwardSize = o.FeedForwardSize,
+            Dropout = o.Dropout,
+            AttentionDropout = o.AttentionDropout,
+            LayerNorm = o.LayerNorm,
+        };
+    }
+
+    private static string[]? SlotNames(DataViewSchema.Column column, int size)
+    {
+        if (size == 1) return [column.Name];
+        if (column.Annotations.Schema.GetColumnOrNull("SlotNames") is not { Type: VectorDataViewType { Size: var n } } || n != size)
+            return null;
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        column.GetSlotNames(ref names);
+        return names.DenseValues().Select(v => v.ToString()).ToArray();
+    }
+}
