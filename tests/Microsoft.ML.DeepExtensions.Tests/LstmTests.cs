@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Models;
+using Microsoft.ML.DeepExtensions.Training;
 
 namespace Microsoft.ML.DeepExtensions.Tests;
 
@@ -78,11 +79,18 @@ public class LstmTests
     [Fact]
     public void LearnsSmsSpamFromScratchAndRoundTripsOnRawText()
     {
-        // The full collection (5,574 messages), 80/20 split; the LSTM and its embedding are trained from scratch (8 epochs).
-        // Measured: accuracy 0.9805, spam F1 0.918 (precision 1.000, recall 0.848).
+        // The full collection (5,574 messages, 13 % spam), 80/20 split; the LSTM and its embedding are trained from scratch.
+        // Eight epochs at a constant rate measured accuracy 0.9805 (spam recall 0.848) — too close to the bar. Balanced class
+        // weights lift the spam recall and ten epochs with a cosine-decaying rate end on a settled model. Measured (split
+        // seed 3, this test): accuracy 0.9876, spam F1 0.951 (precision 0.971, recall 0.931); the same settings on split
+        // seeds 11 and 7: accuracy 0.9800 / F1 0.924 and 0.9828 / 0.936 (a test message is 0.0009 of accuracy).
         var ml = new MLContext(seed: 1);
         var (train, test) = SmsSplit(ml);
-        var pipeline = SmsTokenizer(ml).Append(ml.Deep().Lstm(SmsOptions()));
+        var options = SmsOptions();
+        options.Epochs = 10;
+        options.BalanceClasses = true;
+        options.LearningRateSchedule = LearningRateSchedule.Cosine();
+        var pipeline = SmsTokenizer(ml).Append(ml.Deep().Lstm(options));
         var model = pipeline.Fit(train);
         var scored = model.Transform(test);
         var m = ml.BinaryClassification.Evaluate(scored);
@@ -166,6 +174,12 @@ public class LstmTests
         // Truncation: words after the sixth do not change the score.
         string six = "call me when you get home";
         Assert.Equal(engine.Predict(new Message { Text = six + " tonight" }).Score, engine.Predict(new Message { Text = six + " xyz abc please" }).Score, 5);
+
+        // KeepLast: the most recent six words are read, words before them do not change the score.
+        options.SequenceOverflow = SequenceOverflow.KeepLast;
+        var recent = tokenizer.Append(ml.Deep().Lstm(options).Fit(tokenizer.Transform(small)));
+        var recentEngine = ml.Model.CreatePredictionEngine<Message, SpamPrediction>(recent);
+        Assert.Equal(recentEngine.Predict(new Message { Text = "tonight " + six }).Score, recentEngine.Predict(new Message { Text = "please xyz abc " + six }).Score, 5);
     }
 
     [Fact]

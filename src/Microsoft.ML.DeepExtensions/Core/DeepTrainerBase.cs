@@ -71,6 +71,19 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     protected abstract NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task);
 
     /// <summary>
+    /// For families that read variable-length numeric sequences: how a feature column that is a variable-length vector of
+    /// Single is read (values per step, maximum steps, overflow); null (the default) when the family needs a known size.
+    /// </summary>
+    protected virtual SequenceInput? VariableLengthInput => null;
+
+    /// <summary>
+    /// The family's network for a variable-length numeric sequence read as <paramref name="input"/> describes (the network
+    /// reads <see cref="SequenceInput.Size"/> floats per row). Families whose <see cref="VariableLengthInput"/> is set override it.
+    /// </summary>
+    protected virtual NetworkSpec CreateSpec(SequenceInput input, int outputSize, DeepTask task) =>
+        throw new NotSupportedException($"{Name} does not read variable-length sequences.");
+
+    /// <summary>
     /// The family's network, given the training data's feature column as well (so a family can read its annotations,
     /// e.g. slot names); by default the column is not needed.
     /// </summary>
@@ -114,21 +127,24 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var featureType = featureColumn.Type;
         var image = ImageInput(featureType);
         var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
-        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens);
+        var sequence = SequenceInput.Reads(featureType) ? VariableLengthInput : null;
+        sequence?.Validate();
+        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens, sequence);
         var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task, tokens?.MaxLength);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
         if (validationData != null)
         {
-            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens);
+            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens, sequence);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
             if (ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task, tokens?.MaxLength).Width != label.Width)
                 throw new ArgumentException($"Label column '{o.LabelColumnName}' has a different number of values in the validation data than the {label.Width} in the training data.", o.LabelColumnName);
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
-        var spec = CreateSpec(featureColumn, inputSize, outputs, label.Task);
+        var spec = sequence is null ? CreateSpec(featureColumn, inputSize, outputs, label.Task) : CreateSpec(sequence, outputs, label.Task);
         spec.InputTokens = tokens;
+        spec.InputSequence = sequence;
         spec.Validate();
 
         using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
@@ -141,11 +157,11 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
         using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens);
+            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens, sequence: sequence);
         var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens)
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens, sequence: sequence)
             : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
-                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens)
+                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens, sequence)
             : null;
         if (valid is { Count: 0 })
         {
@@ -167,8 +183,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var history = new TrainingHistory();
         try
         {
-            // Token ids are indices, never standardised.
+            // Token ids are indices, never standardised; a variable-length sequence's statistics are per step feature over real steps.
             var (mean, std) = !o.StandardizeFeatures || tokens is not null ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+                : sequence is not null ? (train.FeatureMean, train.FeatureStd)
                 : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,
                 label.Task == DeepTask.Regression ? train.TargetMean : 0,
@@ -240,7 +257,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions,
+            sequencesAllowed: VariableLengthInput is not null);
         var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification

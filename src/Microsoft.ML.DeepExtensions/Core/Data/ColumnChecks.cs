@@ -35,16 +35,19 @@ internal static class ColumnChecks
     /// <summary>
     /// The flattened feature size: a Single scalar (1), a known-size vector of Single, or — for networks that read
     /// images (<paramref name="image"/> given) — an image column of that shape, or — for networks that read token
-    /// sequences (<paramref name="tokens"/> given) — a key vector read as <see cref="TokenInput.MaxLength"/> ids.
+    /// sequences (<paramref name="tokens"/> given) — a key vector read as <see cref="TokenInput.MaxLength"/> ids, or — for
+    /// networks that read variable-length numeric sequences (<paramref name="sequence"/> given) — a variable-length vector of
+    /// Single read as <see cref="SequenceInput.Size"/> floats.
     /// </summary>
-    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null, TokenInput? tokens = null)
+    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null, TokenInput? tokens = null, SequenceInput? sequence = null)
     {
         var col = Find(schema, name, "Feature");
-        return FeatureSize(col.Type, name, image, tokens);
+        return FeatureSize(col.Type, name, image, tokens, sequence);
     }
 
-    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null, TokenInput? tokens = null)
+    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null, TokenInput? tokens = null, SequenceInput? sequence = null)
     {
+        if (sequence is not null && SequenceInput.Reads(type)) return sequence.Size;
         if (type is VectorDataViewType { ItemType: KeyDataViewType key })
         {
             if (tokens is null)
@@ -138,13 +141,15 @@ internal static class ColumnChecks
         shape.Where(c => c.Name == name).Select(c => (SchemaShape.Column?)c).LastOrDefault();
 
     /// <summary>SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed).</summary>
-    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false, bool tokensAllowed = false)
+    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false, bool tokensAllowed = false,
+        bool sequencesAllowed = false)
     {
         if (Find(shape, featureName) is not { } f)
             throw new ArgumentException($"Feature column '{featureName}' was not found in the input schema.", featureName);
         bool image = imagesAllowed && f.ItemType is ImageDataViewType && f.Kind == SchemaShape.Column.VectorKind.Scalar;
         bool tokens = tokensAllowed && f.IsKey && f.Kind != SchemaShape.Column.VectorKind.Scalar;
-        if (!image && !tokens && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
+        bool sequence = sequencesAllowed && f.ItemType == NumberDataViewType.Single && !f.IsKey && f.Kind == SchemaShape.Column.VectorKind.VariableVector;
+        if (!image && !tokens && !sequence && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
             throw new ArgumentException($"Feature column '{featureName}' must be a known-size vector of Single (or a Single); found {f.Kind} of {f.ItemType}.", featureName);
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);

@@ -18,6 +18,7 @@ internal sealed class FeatureReader
     private readonly ImageShape? _shape;
     private readonly ValueGetter<VBuffer<uint>>? _keys;
     private readonly TokenInput? _tokens;
+    private readonly SequenceInput? _sequence;
     private VBuffer<uint> _keyBuffer;
     private MLImage? _img;
     private readonly Func<float>? _label;
@@ -32,7 +33,7 @@ internal sealed class FeatureReader
     private VBuffer<float> _buffer;
 
     public FeatureReader(DataViewRow cursor, string featureName, int size, ImageShape? image = null, string? labelName = null, LabelInfo? label = null,
-        TokenInput? tokens = null)
+        TokenInput? tokens = null, SequenceInput? sequence = null)
     {
         _featureName = featureName;
         _size = size;
@@ -42,7 +43,12 @@ internal sealed class FeatureReader
             _keys = cursor.GetGetter<VBuffer<uint>>(col);
             _tokens = tokens ?? throw new ArgumentException($"Feature column '{featureName}' holds token keys but no token input was given.", featureName);
         }
-        else if (col.Type is VectorDataViewType) _vector = cursor.GetGetter<VBuffer<float>>(col);
+        else if (col.Type is VectorDataViewType)
+        {
+            _vector = cursor.GetGetter<VBuffer<float>>(col);
+            if (SequenceInput.Reads(col.Type))
+                _sequence = sequence ?? throw new ArgumentException($"Feature column '{featureName}' is a variable-length vector but no sequence input was given.", featureName);
+        }
         else if (col.Type is ImageDataViewType)
         {
             _image = cursor.GetGetter<MLImage>(col);
@@ -85,9 +91,10 @@ internal sealed class FeatureReader
         else
         {
             _vector!(ref _buffer);
-            if (_buffer.Length != _size)
+            if (_sequence is not null) ReadSequence(dst, row);
+            else if (_buffer.Length != _size)
                 throw new InvalidOperationException($"Feature column '{_featureName}' has {_buffer.Length} values in row {row}; expected {_size}.");
-            if (_buffer.IsDense)
+            else if (_buffer.IsDense)
                 _buffer.GetValues().CopyTo(dst);
             else
             {
@@ -102,6 +109,42 @@ internal sealed class FeatureReader
                 throw new InvalidOperationException(
                     $"Feature column '{_featureName}' has a non-finite value ({dst[i]}) in row {row}, slot {i}. " +
                     "Replace missing values first (mlContext.Transforms.ReplaceMissingValues) or filter the rows.");
+    }
+
+    /// <summary>
+    /// A variable-length numeric row: its step count in slot 0, then its steps (the first or the last
+    /// <see cref="SequenceInput.MaxSteps"/> of a longer row, as configured), then zeros.
+    /// </summary>
+    private void ReadSequence(Span<float> dst, long row)
+    {
+        var s = _sequence!;
+        int n = _buffer.Length;
+        if (n == 0)
+            throw new InvalidOperationException($"Feature column '{_featureName}' has an empty sequence in row {row}; a sequence needs at least one step. Filter such rows first.");
+        if (n % s.Features != 0)
+            throw new InvalidOperationException(
+                $"Feature column '{_featureName}' has {n} values in row {row}, not a whole number of steps of {s.Features} features (SequenceShape.Features).");
+        int steps = n / s.Features;
+        if (steps > s.MaxSteps && s.Overflow == SequenceOverflow.Error)
+            throw new InvalidOperationException(
+                $"Feature column '{_featureName}' has a sequence of {steps} steps in row {row}; the maximum is {s.MaxSteps}. " +
+                "Raise MaxSequenceLength or set SequenceOverflow = Truncate or KeepLast.");
+        int kept = Math.Min(steps, s.MaxSteps);
+        int first = s.Overflow == SequenceOverflow.KeepLast ? steps - kept : 0;
+        dst.Clear();
+        dst[0] = kept;
+        var values = dst.Slice(1, kept * s.Features);
+        if (_buffer.IsDense) _buffer.GetValues().Slice(first * s.Features, values.Length).CopyTo(values);
+        else
+        {
+            var v = _buffer.GetValues();
+            var idx = _buffer.GetIndices();
+            for (int i = 0; i < v.Length; i++)
+            {
+                int j = idx[i] - first * s.Features;
+                if (j >= 0 && j < values.Length) values[j] = v[i];
+            }
+        }
     }
 
     /// <summary>The row's keys as ids (key k → k, key 0 → unknown), padded with 0; an empty row becomes one unknown token.</summary>
@@ -120,9 +163,10 @@ internal sealed class FeatureReader
             dst[0] = t.UnknownId;
             return;
         }
-        int i = 0;
+        int i = 0, skip = t.Overflow == SequenceOverflow.KeepLast ? Math.Max(0, n - t.MaxLength) : 0;
         foreach (uint k in _keyBuffer.DenseValues())
         {
+            if (skip > 0) { skip--; continue; }
             if (i == t.MaxLength) break;
             if (k > t.VocabularySize)
                 throw new InvalidOperationException($"Feature column '{_featureName}' has key {k} in row {row}, outside its vocabulary of {t.VocabularySize}.");

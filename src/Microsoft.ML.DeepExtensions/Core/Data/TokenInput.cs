@@ -3,14 +3,17 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions;
 
-/// <summary>What to do with a token sequence longer than the configured maximum.</summary>
+/// <summary>What to do with a sequence (tokens, or steps of a numeric sequence) longer than the configured maximum.</summary>
 public enum SequenceOverflow
 {
-    /// <summary>Keep the first <c>MaxSequenceLength</c> tokens.</summary>
+    /// <summary>Keep the first <c>MaxSequenceLength</c> tokens (or steps).</summary>
     Truncate,
 
     /// <summary>Throw, naming the column, row and length.</summary>
     Error,
+
+    /// <summary>Keep the last <c>MaxSequenceLength</c> tokens (or steps): the most recent, which is what a forecaster needs.</summary>
+    KeepLast,
 }
 
 /// <summary>

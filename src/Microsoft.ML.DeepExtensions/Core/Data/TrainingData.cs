@@ -20,6 +20,7 @@ internal sealed class TrainingData : IDisposable
     private readonly long _budgetBytes;
     private readonly ImageShape? _image;
     private readonly TokenInput? _tokens;
+    private readonly SequenceInput? _sequence;
     private Tensor? _x;
     private Tensor? _y;
 
@@ -35,20 +36,23 @@ internal sealed class TrainingData : IDisposable
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
+    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, SequenceInput? sequence, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
     {
-        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _labelName = labelName; _label = label;
+        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _sequence = sequence; _labelName = labelName; _label = label;
         _filter = filter; _budgetBytes = budgetBytes;
     }
 
     /// <summary>
     /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. A null
-    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only.
+    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only. For variable-length numeric sequences
+    /// (<paramref name="sequence"/>), <see cref="FeatureMean"/>/<see cref="FeatureStd"/> hold each step feature's
+    /// statistics over real steps only (padding excluded), repeated per step, and 0/1 for the length slot.
     /// </summary>
     public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
-        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null)
+        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null,
+        SequenceInput? sequence = null)
     {
-        var set = new TrainingData(data, featureName, featureSize, image, tokens, labelName, label, filter, budgetBytes);
+        var set = new TrainingData(data, featureName, featureSize, image, tokens, sequence, labelName, label, filter, budgetBytes);
         set.FirstPass(device, token, role, allowEmpty);
         return set;
     }
@@ -56,8 +60,11 @@ internal sealed class TrainingData : IDisposable
     private void FirstPass(Device device, CancellationToken token, string role, bool allowEmpty)
     {
         int d = FeatureSize;
-        var mean = new double[d];
-        var m2 = new double[d];
+        // Running statistics per slot, or per step feature over real steps for a variable-length sequence.
+        int stats = _sequence?.Features ?? d;
+        var mean = new double[stats];
+        var m2 = new double[stats];
+        var counts = new long[stats];
         var min = Enumerable.Repeat(float.PositiveInfinity, d).ToArray();
         var max = Enumerable.Repeat(float.NegativeInfinity, d).ToArray();
         double tMean = 0, tM2 = 0;
@@ -71,7 +78,7 @@ internal sealed class TrainingData : IDisposable
 
         using (var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName)))
         {
-            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
+            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens, _sequence);
             long r = -1;
             while (cursor.MoveNext())
             {
@@ -81,13 +88,15 @@ internal sealed class TrainingData : IDisposable
                 reader.ReadFeatures(row, r);
                 if (_label is not null) reader.ReadLabel(y, r);
                 n++;
-                for (int i = 0; i < d; i++)
+                int first = _sequence is null ? 0 : 1, end = _sequence is null ? d : 1 + (int)row[0] * stats;
+                for (int k = first; k < end; k++)
                 {
-                    double delta = row[i] - mean[i];
-                    mean[i] += delta / n;
-                    m2[i] += delta * (row[i] - mean[i]);
-                    min[i] = Math.Min(min[i], row[i]);
-                    max[i] = Math.Max(max[i], row[i]);
+                    int i = (k - first) % stats;
+                    double delta = row[k] - mean[i];
+                    mean[i] += delta / ++counts[i];
+                    m2[i] += delta * (row[k] - mean[i]);
+                    min[k] = Math.Min(min[k], row[k]);
+                    max[k] = Math.Max(max[k], row[k]);
                 }
                 if (_label?.Task == DeepTask.Regression)
                 {
@@ -116,8 +125,9 @@ internal sealed class TrainingData : IDisposable
 
         Count = n;
         if (n == 0) return;
-        FeatureMean = mean.Select(m => (float)m).ToArray();
-        FeatureStd = m2.Select(v => (float)Math.Sqrt(v / n)).ToArray();
+        var std = m2.Select((v, i) => (float)Math.Sqrt(v / Math.Max(counts[i], 1))).ToArray();
+        FeatureMean = _sequence is null ? mean.Select(m => (float)m).ToArray() : [0f, .. Enumerable.Range(0, d - 1).Select(k => (float)mean[k % stats])];
+        FeatureStd = _sequence is null ? std : [1f, .. Enumerable.Range(0, d - 1).Select(k => std[k % stats])];
         FeatureMin = min;
         FeatureMax = max;
         TargetMean = (float)tMean;
@@ -187,7 +197,7 @@ internal sealed class TrainingData : IDisposable
         var ys = new float[(long)capacity * w];
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
-        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens);
+        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens, _sequence);
         long r = -1;
         int filled = 0;
         bool more = true;

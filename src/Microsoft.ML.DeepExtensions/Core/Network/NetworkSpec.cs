@@ -36,6 +36,14 @@ public abstract class NetworkSpec
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public TokenInput? InputTokens { get; set; }
 
+    /// <summary>
+    /// For networks that read variable-length numeric sequences: how the vector of Single is read (values per step, maximum
+    /// steps, overflow; the input is <see cref="SequenceInput.Size"/> floats). The trainer sets it after building the spec;
+    /// null for fixed-size input.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SequenceInput? InputSequence { get; set; }
+
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]
     public abstract string Family { get; }

@@ -79,7 +79,7 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
 
     private OutputColumns OutputSchema(DataViewSchema input)
     {
-        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens);
+        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens, Manifest.Spec.InputSequence);
         if (size != Manifest.Spec.InputSize)
             throw new ArgumentException(
                 $"Feature column '{Manifest.FeatureColumnName}' has {size} values, but the model was trained on {Manifest.Spec.InputSize}.",
@@ -126,6 +126,8 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
     ImageShape? IBatchScorer.InputImage => Manifest.Spec.InputImage;
 
     TokenInput? IBatchScorer.InputTokens => Manifest.Spec.InputTokens;
+
+    SequenceInput? IBatchScorer.InputSequence => Manifest.Spec.InputSequence;
 
     float[] IBatchScorer.ScoreBatch(float[] features, int rows) => ScoreBatch(features, rows);
 

@@ -19,7 +19,9 @@ public sealed record SequenceShape(int Steps, int Features)
 /// Trains a recurrent network — vanilla RNN (tanh), LSTM or GRU (<see cref="Options.Cell"/>) — for binary, multiclass or
 /// regression tasks on sequences. The feature column is either a token sequence — a key vector from ML.NET's
 /// <c>TokenizeIntoWords → MapValueToKey</c>, embedded and packed per batch so padding never changes a result — or a float
-/// vector read as T steps × F features (<see cref="Options.SequenceShape"/>; default: T = the vector size, F = 1). Many-to-one uses the last step's state;
+/// vector read as T steps × F features (<see cref="Options.SequenceShape"/>; default: T = the vector size, F = 1), or a
+/// variable-length float vector of steps × F values (each row its own number of steps, at most
+/// <see cref="Options.MaxSequenceLength"/>, packed by length so padding never changes a result). Many-to-one uses the last step's state;
 /// many-to-many outputs one value (or class) per step. Gradient clipping is on by default (BPTT's exploding gradients);
 /// <see cref="Options.TruncatedBpttSteps"/> limits how far gradients flow back. Create it with <c>mlContext.Deep().Lstm(...)</c>.
 /// </summary>
@@ -51,13 +53,23 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         /// <summary>Dropout between stacked layers and before the dense head. Default 0.</summary>
         public double Dropout { get; set; }
 
-        /// <summary>Steps × features of a numeric sequence (step-major: step 0's F values, then step 1's, ...); null reads the vector as T steps of one value.</summary>
+        /// <summary>
+        /// Steps × features of a numeric sequence (step-major: step 0's F values, then step 1's, ...); null reads the vector as
+        /// T steps of one value. For a variable-length vector only <see cref="SequenceShape.Features"/> is used: each row has
+        /// its own number of steps (values / F), at most <see cref="MaxSequenceLength"/>.
+        /// </summary>
         public SequenceShape? SequenceShape { get; set; }
 
-        /// <summary>Token sequences (a key vector from <c>TokenizeIntoWords → MapValueToKey</c>): tokens read per row. Default 100.</summary>
+        /// <summary>
+        /// Token sequences (a key vector from <c>TokenizeIntoWords → MapValueToKey</c>) and variable-length numeric
+        /// sequences: tokens (steps) read per row at most. Default 100.
+        /// </summary>
         public int MaxSequenceLength { get; set; } = 100;
 
-        /// <summary>Token sequences longer than <see cref="MaxSequenceLength"/>: truncate (default) or throw.</summary>
+        /// <summary>
+        /// Sequences longer than <see cref="MaxSequenceLength"/>: keep the first tokens or steps (<see cref="SequenceOverflow.Truncate"/>,
+        /// the default), keep the most recent ones (<see cref="SequenceOverflow.KeepLast"/>, what a forecaster wants) or throw.
+        /// </summary>
         public SequenceOverflow SequenceOverflow { get; set; } = SequenceOverflow.Truncate;
 
         /// <summary>Token sequences: embedding dimensions per token (the embedding is learned from scratch). Default 64.</summary>
@@ -112,6 +124,21 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         return shape;
     }
 
+    /// <summary>A variable-length vector of Single is read as steps of <see cref="SequenceShape.Features"/> values (default 1), at most <see cref="Options.MaxSequenceLength"/> steps.</summary>
+    protected override SequenceInput? VariableLengthInput =>
+        new(TrainerOptions.SequenceShape?.Features ?? 1, TrainerOptions.MaxSequenceLength, TrainerOptions.SequenceOverflow);
+
+    /// <inheritdoc />
+    protected override NetworkSpec CreateSpec(SequenceInput input, int outputSize, DeepTask task)
+    {
+        var o = TrainerOptions;
+        if (o.Output == SequenceOutput.ManyToMany)
+            throw new ArgumentException(
+                $"Feature column '{o.FeatureColumnName}' holds variable-length sequences; many-to-many needs a fixed number of steps (a known-size vector with SequenceShape).",
+                o.FeatureColumnName);
+        return NewSpec(input.Size, input.MaxSteps, input.Features, outputSize, 1);
+    }
+
     /// <inheritdoc />
     protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task)
     {
@@ -124,12 +151,18 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
             throw new ArgumentException(
                 $"Many-to-many needs a label with one value per step: a vector of {shape.Steps} Single values or a vector of keys in label column '{o.LabelColumnName}' " +
                 $"(got {task} with {outputSize} output(s)).", o.LabelColumnName);
+        return NewSpec(inputSize, shape.Steps, shape.Features, outputSize, o.Output == SequenceOutput.ManyToMany ? perStep : 1);
+    }
+
+    private RecurrentSpec NewSpec(int inputSize, int steps, int features, int outputSize, int outputsPerStep)
+    {
+        var o = TrainerOptions;
         return new RecurrentSpec
         {
             InputSize = inputSize,
             OutputSize = outputSize,
-            Steps = shape.Steps,
-            StepFeatures = shape.Features,
+            Steps = steps,
+            StepFeatures = features,
             Cell = o.Cell,
             EmbeddingSize = o.EmbeddingSize,
             UnknownTokenRate = o.UnknownTokenRate,
@@ -138,7 +171,7 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
             Bidirectional = o.Bidirectional,
             Dropout = o.Dropout,
             Output = o.Output,
-            OutputsPerStep = o.Output == SequenceOutput.ManyToMany ? perStep : 1,
+            OutputsPerStep = outputsPerStep,
             DenseLayers = o.DenseLayers,
             TruncatedBpttSteps = o.TruncatedBpttSteps,
         };

@@ -26,7 +26,8 @@ public enum SequenceOutput
 
 /// <summary>
 /// A recurrent network: the flat feature vector is read as <see cref="Steps"/> steps of <see cref="StepFeatures"/> values
-/// (or, for token sequences, as <see cref="Steps"/> = MaxLength token ids, embedded in <see cref="EmbeddingSize"/> dimensions
+/// (for a variable-length numeric sequence, <see cref="NetworkSpec.InputSequence"/>: each row's own number of steps, at most
+/// <see cref="Steps"/>, packed by length; or, for token sequences, as <see cref="Steps"/> = MaxLength token ids, embedded in <see cref="EmbeddingSize"/> dimensions
 /// and packed so padding never reaches the recurrent layers),
 /// runs through <see cref="NumLayers"/> stacked RNN/LSTM/GRU layers (optionally bidirectional, with dropout between layers),
 /// then the last step's state (many-to-one) or every step's output (many-to-many) goes through dense layers to the output.
@@ -89,7 +90,16 @@ public sealed class RecurrentSpec : NetworkSpec
         if (HiddenSize < 1) throw new InvalidOperationException($"{f}: HiddenSize must be at least 1 (got {HiddenSize}).");
         if (NumLayers < 1) throw new InvalidOperationException($"{f}: NumLayers must be at least 1 (got {NumLayers}).");
         if (Dropout is < 0 or >= 1) throw new InvalidOperationException($"{f}: dropout must be in [0, 1); got {Dropout}.");
-        if (Steps < 1 || StepFeatures < 1 || Steps * StepFeatures != InputSize)
+        if (InputSequence is { } seq)
+        {
+            if (Steps != seq.MaxSteps || StepFeatures != seq.Features || InputSize != seq.Size)
+                throw new InvalidOperationException($"{f}: a variable-length input of at most {seq.MaxSteps} steps × {seq.Features} features is read as {seq.Size} values, not {InputSize} ({Steps} steps × {StepFeatures} features).");
+            if (TruncatedBpttSteps is not null)
+                throw new InvalidOperationException($"{f}: variable-length sequences are packed and run with full BPTT (set TruncatedBpttSteps = null).");
+            if (Output == SequenceOutput.ManyToMany)
+                throw new InvalidOperationException($"{f}: many-to-many needs a fixed number of steps; variable-length numeric sequences are many-to-one.");
+        }
+        else if (Steps < 1 || StepFeatures < 1 || Steps * StepFeatures != InputSize)
             throw new InvalidOperationException($"{f}: the input of {InputSize} values is not {Steps} steps × {StepFeatures} features.");
         if (DenseLayers.Any(h => h < 1)) throw new InvalidOperationException($"{f}: every dense layer needs at least 1 unit.");
         if (TruncatedBpttSteps is < 1) throw new InvalidOperationException($"{f}: TruncatedBpttSteps must be at least 1 or null (got {TruncatedBpttSteps}).");
@@ -129,6 +139,7 @@ public sealed class RecurrentSpec : NetworkSpec
             yield return new LayerInfo("input (token ids)", [Steps], 0);
             yield return new LayerInfo($"embedding ({tokens.EmbeddingRows} ids)", [Steps, EmbeddingSize], (long)tokens.EmbeddingRows * EmbeddingSize);
         }
+        else if (InputSequence is not null) yield return new LayerInfo($"input (variable length, ≤ {Steps} steps, packed)", [Steps, StepFeatures], 0);
         else yield return new LayerInfo("input", [Steps, StepFeatures], 0);
         int width = HiddenSize * Directions;
         string dirs = Bidirectional ? ", bidirectional" : "";
@@ -189,6 +200,11 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         if (embedding is not null) return ForwardTokens(x);
+        if (_spec.InputSequence is { } input)
+        {
+            var batch = SequenceBatch.From(x, input);
+            return ForwardPacked(batch.Values, batch.Lengths, x.shape[0]);
+        }
         var seq = x.view(x.shape[0], _spec.Steps, _spec.StepFeatures);
         var (outputs, state) = training && _spec.TruncatedBpttSteps is int k && k < _spec.Steps
             ? RunTruncated(seq, k)
@@ -211,9 +227,17 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
             var drop = rand_like(ids, dtype: ScalarType.Float32).lt(_spec.UnknownTokenRate).logical_and(batch.Mask);
             ids = ids.masked_fill(drop, _spec.InputTokens!.UnknownId);
         }
-        var embedded = embedding!.call(ids);
-        using var lengths = batch.Lengths.cpu();
-        using var packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first: true, enforce_sorted: false);
+        return ForwardPacked(embedding!.call(ids), batch.Lengths, x.shape[0]);
+    }
+
+    /// <summary>
+    /// Runs the RNN over a packed sequence built from batch-first <paramref name="steps"/> [B, L, features] and each row's
+    /// real length, so no direction ever reads padding.
+    /// </summary>
+    private Tensor ForwardPacked(Tensor steps, Tensor rowLengths, long rows)
+    {
+        using var lengths = rowLengths.cpu();
+        using var packed = nn.utils.rnn.pack_padded_sequence(steps, lengths, batch_first: true, enforce_sorted: false);
         var (output, state) = RunPacked(packed);
         if (_spec.Output == SequenceOutput.ManyToOne)
         {
@@ -222,7 +246,7 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
         }
         var (padded, _) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: _spec.Steps);
         output.Dispose();
-        return head.call(padded).reshape(x.shape[0], -1);
+        return head.call(padded).reshape(rows, -1);
     }
 
     private (nn.utils.rnn.PackedSequence Output, State Last) RunPacked(nn.utils.rnn.PackedSequence seq)
