@@ -49,7 +49,7 @@ mkdir -p "$feed" "$out"
 echo "== dotnet tool restore"
 dotnet tool restore >/dev/null
 
-# 1. Pack the projects under src/ (those with IsPackable=true) into the local feed, under a version no earlier run used.
+# 1. Pack the projects under src/ (those with IsPackable=true: the library, AutoML, Interactive) into the local feed, under a version no earlier run used.
 base_version="$(dotnet msbuild src/Microsoft.ML.DeepExtensions/Microsoft.ML.DeepExtensions.csproj -getProperty:Version)"
 version="${base_version%%-*}-local.$(date -u +%Y%m%d%H%M%S)"
 echo "== pack $version -> ${feed#"$repo"/}"
@@ -62,7 +62,10 @@ for project in src/*/*.csproj; do
     dotnet pack "$project" -c Release --no-build --no-restore -v quiet -nologo \
         -p:PackageVersion="$version" -p:PackageOutputPath="$feed"
 done
-ls "$feed"/Microsoft.ML.DeepExtensions."$version".nupkg >/dev/null
+# The library and its companion packages (AutoML comparison, Interactive formatters) must all be in the feed.
+for package in Microsoft.ML.DeepExtensions Microsoft.ML.DeepExtensions.AutoML Microsoft.ML.DeepExtensions.Interactive; do
+    ls "$feed/$package.$version.nupkg" >/dev/null
+done
 
 # 2. Run each notebook; the kernel starts in notebooks/ (as in an editor), the notebooks find the feed from there.
 # jq: collapse the package-restore progress updates dotnet-repl records as separate outputs, then report failures.

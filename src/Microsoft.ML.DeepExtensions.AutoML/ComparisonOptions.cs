@@ -1,0 +1,98 @@
+using Microsoft.ML.DeepExtensions.Training;
+
+namespace Microsoft.ML.DeepExtensions.AutoML;
+
+/// <summary>Options of a <see cref="DeepComparison"/>.</summary>
+public sealed class ComparisonOptions
+{
+    /// <summary>The label column (after <see cref="Featurizer"/>): Boolean → binary, Key → multiclass, Single → regression.</summary>
+    public string LabelColumnName { get; set; } = "Label";
+
+    /// <summary>The float-vector feature column (after <see cref="Featurizer"/>).</summary>
+    public string FeatureColumnName { get; set; } = "Features";
+
+    /// <summary>The task; <see cref="DeepTask.Auto"/> infers it from the label column's type.</summary>
+    public DeepTask Task { get; set; } = DeepTask.Auto;
+
+    /// <summary>Optional featurization (one-hot, concatenation, ...), fitted on the training part only and put in front of the best model.</summary>
+    public IEstimator<ITransformer>? Featurizer { get; set; }
+
+    /// <summary>The image in each feature vector, when the features are pixels (enables the CNN).</summary>
+    public ImageShape? ImageShape { get; set; }
+
+    /// <summary>Wall-clock budget for the whole run. Default 10 minutes.</summary>
+    public TimeSpan TimeBudget { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Budget per candidate. Null (default): classic candidates run first and each may use up to half the time left (a
+    /// classic trainer stopped early has no model; they usually need far less); deep candidates, which keep the epochs
+    /// they finished, share what remains equally. Time a candidate leaves over goes to the later ones.
+    /// </summary>
+    public TimeSpan? CandidateTimeBudget { get; set; }
+
+    /// <summary>Candidate names to run (case-insensitive); null: every registered candidate that applies to the data.</summary>
+    public IReadOnlyList<string>? Candidates { get; set; }
+
+    /// <summary>Where candidates come from; null: <see cref="CandidateRegistry.Default"/>.</summary>
+    public CandidateRegistry? Registry { get; set; }
+
+    /// <summary>Configurations random search samples for each deep candidate (the first is the family's default). Default 4; 1 disables search.</summary>
+    public int Trials { get; set; } = 4;
+
+    /// <summary>Successive halving's factor: after each rung the best 1/η configurations continue with η× the epochs. Default 2.</summary>
+    public int HalvingFactor { get; set; } = 2;
+
+    /// <summary>Every deep candidate's full-length epochs, the top rung of successive halving (null: each family's own <see cref="CandidateFactory.MaxEpochs"/>).</summary>
+    public int? MaxEpochs { get; set; }
+
+    /// <summary>Fraction of the data held out as the validation split every candidate is measured on (when no validation data is given and <see cref="Folds"/> ≤ 1). Default 0.2.</summary>
+    public double ValidationFraction { get; set; } = 0.2;
+
+    /// <summary>k-fold cross-validation when ≥ 2 (metrics averaged over folds); default 1: one validation split.</summary>
+    public int Folds { get; set; } = 1;
+
+    /// <summary>The metric the leaderboard is ranked by (see <see cref="Metrics"/>); null: Accuracy (binary), MicroAccuracy (multiclass), RSquared (regression).</summary>
+    public string? RankBy { get; set; }
+
+    /// <summary>Seed for the split, the search and every trainer.</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Threads per trainer (null: each trainer's default). 1 makes timings comparable and avoids spinning threads on a busy machine.</summary>
+    public int? NumberOfThreads { get; set; }
+
+    /// <summary>Single-row predictions timed for the p50/p95 latency (at most 3 s of them, at least 20). Default 200.</summary>
+    public int LatencySamples { get; set; } = 200;
+
+    /// <summary>Receives candidate and epoch events.</summary>
+    public IProgress<ComparisonProgress>? Progress { get; set; }
+
+    /// <summary>Stops the run: the candidate in flight is reported as cancelled, finished ones are kept.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>Checks the options; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        if (TimeBudget <= TimeSpan.Zero) throw new ArgumentException($"TimeBudget must be positive; got {TimeBudget}.", nameof(TimeBudget));
+        if (CandidateTimeBudget is { } c && c <= TimeSpan.Zero) throw new ArgumentException($"CandidateTimeBudget must be positive; got {c}.", nameof(CandidateTimeBudget));
+        if (Trials < 1) throw new ArgumentException($"Trials must be at least 1; got {Trials}.", nameof(Trials));
+        if (HalvingFactor < 2) throw new ArgumentException($"HalvingFactor must be at least 2; got {HalvingFactor}.", nameof(HalvingFactor));
+        if (MaxEpochs is < 1) throw new ArgumentException($"MaxEpochs must be at least 1; got {MaxEpochs}.", nameof(MaxEpochs));
+        if (Folds < 1) throw new ArgumentException($"Folds must be at least 1; got {Folds}.", nameof(Folds));
+        if (!(ValidationFraction > 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in (0, 1); got {ValidationFraction}.", nameof(ValidationFraction));
+        if (LatencySamples < 1) throw new ArgumentException($"LatencySamples must be at least 1; got {LatencySamples}.", nameof(LatencySamples));
+    }
+}
+
+/// <summary>What a comparison is doing, for progress bars.</summary>
+/// <param name="Candidate">The candidate in flight.</param>
+/// <param name="Index">Its 0-based position among the candidates of the run.</param>
+/// <param name="Count">Candidates in the run.</param>
+/// <param name="Stage">"started", "trial", "epoch", "measuring", or the finished status ("Completed", "Failed", ...).</param>
+/// <param name="Message">A human-readable line.</param>
+/// <param name="Elapsed">Time since the run started.</param>
+/// <param name="Budget">The run's time budget.</param>
+public sealed record ComparisonProgress(string Candidate, int Index, int Count, string Stage, string Message, TimeSpan Elapsed, TimeSpan Budget)
+{
+    /// <summary>The epoch, for "epoch" events.</summary>
+    public EpochRecord? Epoch { get; init; }
+}
