@@ -46,7 +46,10 @@ public sealed class GanTests(ITestOutputHelper output)
         var train = prep.Transform(split.TrainSet);
         var test = prep.Transform(split.TestSet);
 
-        var gan = ml.Deep().Gan(new GanTrainer.Options { LabelColumnName = "Class", Epochs = 15, BatchSize = 128, Seed = 2, NumberOfThreads = 1 }).Fit(train);
+        var gan = ml.Deep().Gan(new GanTrainer.Options
+        {
+            LabelColumnName = "Class", Loss = GanLoss.WassersteinGradientPenalty, DiscriminatorSteps = 5, Epochs = 25, BatchSize = 128, Seed = 2, NumberOfThreads = 1,
+        }).Fit(train);
         long rows = train.GetRowCount() ?? 26000;
         var synthetic = gan.Generate((int)rows, seed: 5);
 
@@ -57,9 +60,8 @@ public sealed class GanTests(ITestOutputHelper output)
         double synth = ml.BinaryClassification.Evaluate(classifier.Fit(synthetic).Transform(test)).Accuracy;
         double majority = Math.Max(test.GetColumn<bool>("Label").Average(l => l ? 1.0 : 0), test.GetColumn<bool>("Label").Average(l => l ? 0 : 1.0));
         _out.WriteLine($"Adult: train-on-real {real:F4}, train-on-synthetic {synth:F4} ({rows} synthetic rows), gap {(real - synth) * 100:F2} points; majority class {majority:F4}");
-        // The target is a gap of at most 5 points; this run measures 5.65 (see the report), so the test holds the
-        // synthetic rows to 8 points and to clearly beating the majority-class rate (the rows carry the label's signal).
-        Assert.True(real - synth <= 0.08, $"train-on-synthetic {synth:F4} is more than 8 points below train-on-real {real:F4}");
+        // The target: a gap of at most 5 points (the generator emits exact one-hot categories, see GanSpec.OneHotGroups).
+        Assert.True(real - synth <= 0.05, $"train-on-synthetic {synth:F4} is more than 5 points below train-on-real {real:F4}");
         Assert.True(synth >= majority + 0.03, $"train-on-synthetic {synth:F4} barely beats the majority class {majority:F4}");
     }
 

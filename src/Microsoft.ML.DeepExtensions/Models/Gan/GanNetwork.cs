@@ -64,7 +64,32 @@ internal sealed class GanNetwork : nn.Module
         Spec.ClassCount == 0 ? null : nn.functional.one_hot(y.to_type(ScalarType.Int64), Spec.ClassCount).to_type(ScalarType.Float32);
 
     /// <summary>Generated rows (network scale) from noise <paramref name="z"/> and one-hot classes.</summary>
-    public Tensor Generate(Tensor z, Tensor? oneHot) => generator.call(oneHot is null ? z : cat([z, oneHot], 1));
+    /// <remarks>
+    /// One-hot groups (<see cref="GanSpec.OneHotGroups"/>): a Gumbel-softmax (temperature 0.2, as CTGAN) over each group while
+    /// training, an exact one-hot (argmax) when <paramref name="hard"/>; their slots are unscaled (center 0, scale 1).
+    /// </remarks>
+    public Tensor Generate(Tensor z, Tensor? oneHot, bool hard = false)
+    {
+        var output = generator.call(oneHot is null ? z : cat([z, oneHot], 1));
+        if (Spec.OneHotGroups.Length == 0) return output;
+        var parts = new List<Tensor>();
+        int next = 0;
+        foreach (var g in Spec.OneHotGroups.OrderBy(g => g.Start))
+        {
+            if (g.Start > next) parts.Add(output.narrow(1, next, g.Start - next));
+            var logits = output.narrow(1, g.Start, g.Length);
+            if (hard)
+                parts.Add(nn.functional.one_hot(logits.argmax(1), g.Length).to_type(output.dtype));
+            else
+            {
+                var u = rand_like(logits).clamp(1e-10, 1 - 1e-7);
+                parts.Add(softmax((logits - log(-log(u))) / 0.2, 1));
+            }
+            next = g.Start + g.Length;
+        }
+        if (next < Spec.InputSize) parts.Add(output.narrow(1, next, Spec.InputSize - next));
+        return cat(parts, 1);
+    }
 
     /// <summary>The discriminator's score [B] for network-scale rows and one-hot classes.</summary>
     public Tensor Discriminate(Tensor x, Tensor? oneHot) => discriminator.call(oneHot is null ? x : cat([x, oneHot], 1)).reshape(-1);
@@ -83,7 +108,7 @@ internal sealed class GanNetwork : nn.Module
             y = (classIndex is int k
                 ? full(count, k, dtype: ScalarType.Int64)
                 : multinomial(class_prior.cpu(), count, replacement: true, generator: gen)).to(device);
-        return (Generate(z, y is null ? null : OneHot(y)), y);
+        return (Generate(z, y is null ? null : OneHot(y), hard: true), y);
     }
 
     /// <summary>

@@ -61,6 +61,13 @@ public sealed class GanSpec : NetworkSpec
     /// <summary>Whether the generator ends in tanh (features scaled to [−1, 1]) rather than a linear layer (standardised features).</summary>
     public bool TanhOutput { get; set; }
 
+    /// <summary>
+    /// Vectors: the one-hot groups of the feature vector (a categorical column's slots, from the slot names "Column.Value").
+    /// The generator outputs a (Gumbel-)softmax over each group, and an exact one-hot (its argmax) when generating; the
+    /// other slots stay linear. Empty (the default, and older models): every slot linear.
+    /// </summary>
+    public FeatureToken[] OneHotGroups { get; set; } = [];
+
     /// <inheritdoc />
     public override string Family => Image is null ? "GAN (MLP)" : "GAN (DCGAN)";
 

@@ -217,6 +217,8 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             label = ColumnChecks.Label(input.Schema, labelName, DeepTask.MulticlassClassification);
         }
         var spec = Spec(featureSize, label?.ClassCount ?? 0);
+        if (spec.Image is null && FtTransformerTrainer.SlotNames(input.Schema[o.FeatureColumnName], featureSize) is { } names)
+            spec.OneHotGroups = FtTransformerSpec.FromSlotNames(names).Where(t => t.Length > 1).ToArray();
         spec.Validate();
 
         int seed = o.Seed ?? _host.Rand.Next();
@@ -237,6 +239,8 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         try
         {
             var (center, scale) = Scaling(train, spec.TanhOutput);
+            foreach (var g in spec.OneHotGroups)
+                for (int i = g.Start; i < g.Start + g.Length; i++) (center[i], scale[i]) = (0, 1); // softmax output: already in [0, 1]
             float[]? prior = label is null ? null : train.ClassCounts.Select(c => (float)(c / (double)train.Count)).ToArray();
             network.SetStatistics(center, scale, prior);
             network.to(device);
@@ -287,7 +291,7 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             float half = Math.Max((max - min) / 2, 1e-6f);
             return (Enumerable.Repeat((min + max) / 2, d).ToArray(), Enumerable.Repeat(1 / half, d).ToArray());
         }
-        return (train.FeatureMean, train.FeatureStd.Select(s => s > 1e-8f ? 1 / s : 1f).ToArray());
+        return (train.FeatureMean.ToArray(), train.FeatureStd.Select(s => s > 1e-8f ? 1 / s : 1f).ToArray());
     }
 
     /// <summary>The adversarial loop: per batch a discriminator step, and a generator step every <c>DiscriminatorSteps</c> batches.</summary>

@@ -110,7 +110,8 @@ public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.
         };
     }
 
-    private static string[]? SlotNames(DataViewSchema.Column column, int size)
+    /// <summary>The slot names of a vector column of <paramref name="size"/> slots (its name when scalar), or null when it has none.</summary>
+    internal static string[]? SlotNames(DataViewSchema.Column column, int size)
     {
         if (size == 1) return [column.Name];
         if (column.Annotations.Schema.GetColumnOrNull("SlotNames") is not { Type: VectorDataViewType { Size: var n } } || n != size)
