@@ -136,52 +136,13 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
         MlNetBridge.Save(ctx, ModelSignature, ModelVersion, LoaderSignature, Write);
 
     /// <summary>Writes the self-describing model (magic, manifest JSON, weights) to <paramref name="writer"/>.</summary>
-    internal void Write(BinaryWriter writer)
-    {
-        writer.Write(Magic);
-        Manifest.Versions = VersionStamp.Current();
-        writer.Write(Manifest.ToJson());
-        using var weights = new MemoryStream();
-        using (var w = new BinaryWriter(weights, Encoding.UTF8, leaveOpen: true))
-            lock (_lock) _network.save(w);
-        writer.Write(weights.Length);
-        writer.Write(weights.GetBuffer(), 0, (int)weights.Length);
-    }
+    internal void Write(BinaryWriter writer) => ModelEntry.Write(writer, Magic, Manifest, _network, _lock);
 
     /// <summary>Reads a model written by <see cref="Write"/>; throws <see cref="FormatException"/> for foreign or corrupt input.</summary>
     internal static DeepTransformer Read(BinaryReader reader, Device device)
     {
-        try
-        {
-            var magic = reader.ReadBytes(Magic.Length);
-            if (!magic.AsSpan().SequenceEqual(Magic))
-                throw new FormatException("The entry does not start with the Microsoft.ML.DeepExtensions model marker: it is not a model written by this library.");
-            var manifest = ModelManifest.FromJson(reader.ReadString());
-            long length = reader.ReadInt64();
-            if (length <= 0 || length > int.MaxValue)
-                throw new FormatException($"The weights block has an impossible length ({length}).");
-            var bytes = reader.ReadBytes((int)length);
-            if (bytes.Length != length)
-                throw new FormatException($"The weights block is truncated ({bytes.Length} of {length} bytes).");
-            manifest.Spec.Validate();
-            DeepRuntime.EnsureNativeLibrary();
-            var network = new DeepNetwork(manifest.Spec);
-            try
-            {
-                using var weights = new BinaryReader(new MemoryStream(bytes));
-                network.load(weights);
-            }
-            catch (Exception e)
-            {
-                network.Dispose();
-                throw new FormatException($"The weights do not match the {manifest.Spec.Family} network the model describes: {e.Message}", e);
-            }
-            return new DeepTransformer(manifest, network, device);
-        }
-        catch (Exception e) when (e is EndOfStreamException or System.Text.Json.JsonException or DecoderFallbackException or IOException)
-        {
-            throw new FormatException($"The Microsoft.ML.DeepExtensions model is corrupt or truncated: {e.Message}", e);
-        }
+        var (manifest, network) = ModelEntry.Read(reader, Magic, "model", m => new DeepNetwork(m.Spec));
+        return new DeepTransformer(manifest, network, device);
     }
 
     /// <summary>ML.NET's loader entry point (registered by <see cref="DeepCatalog"/>): <c>SignatureLoadModel</c>.</summary>

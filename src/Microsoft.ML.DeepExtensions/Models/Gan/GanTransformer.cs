@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Text;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Models;
@@ -167,50 +166,14 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     /// <summary>Writes the model into an ML.NET model repository entry (called by <c>mlContext.Model.Save</c>).</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) => MlNetBridge.Save(ctx, ModelSignature, ModelVersion, LoaderSignature, Write);
 
-    private void Write(BinaryWriter writer)
-    {
-        writer.Write(Magic);
-        Manifest.Versions = VersionStamp.Current();
-        writer.Write(Manifest.ToJson());
-        using var weights = new MemoryStream();
-        using (var w = new BinaryWriter(weights, Encoding.UTF8, leaveOpen: true))
-            lock (_lock) _network.save(w);
-        writer.Write(weights.Length);
-        writer.Write(weights.GetBuffer(), 0, (int)weights.Length);
-    }
+    private void Write(BinaryWriter writer) => ModelEntry.Write(writer, Magic, Manifest, _network, _lock);
 
     private static GanTransformer Read(MLContext context, BinaryReader reader, Device device)
     {
-        try
-        {
-            var magic = reader.ReadBytes(Magic.Length);
-            if (!magic.AsSpan().SequenceEqual(Magic))
-                throw new FormatException("The entry does not start with the Microsoft.ML.DeepExtensions GAN marker: it is not a GAN written by this library.");
-            var manifest = ModelManifest.FromJson(reader.ReadString());
-            if (manifest.Spec is not GanSpec spec) throw new FormatException($"The model describes a {manifest.Spec.Family} network, not a GAN.");
-            long length = reader.ReadInt64();
-            if (length <= 0 || length > int.MaxValue) throw new FormatException($"The weights block has an impossible length ({length}).");
-            var bytes = reader.ReadBytes((int)length);
-            if (bytes.Length != length) throw new FormatException($"The weights block is truncated ({bytes.Length} of {length} bytes).");
-            spec.Validate();
-            DeepRuntime.EnsureNativeLibrary();
-            var network = new GanNetwork(spec);
-            try
-            {
-                using var weights = new BinaryReader(new MemoryStream(bytes));
-                network.load(weights);
-            }
-            catch (Exception e)
-            {
-                network.Dispose();
-                throw new FormatException($"The weights do not match the {spec.Family} networks the model describes: {e.Message}", e);
-            }
-            return new GanTransformer(context, manifest, network, device);
-        }
-        catch (Exception e) when (e is EndOfStreamException or System.Text.Json.JsonException or DecoderFallbackException or IOException)
-        {
-            throw new FormatException($"The Microsoft.ML.DeepExtensions GAN is corrupt or truncated: {e.Message}", e);
-        }
+        var (manifest, network) = ModelEntry.Read(reader, Magic, "GAN", m => m.Spec is GanSpec spec
+            ? new GanNetwork(spec)
+            : throw new FormatException($"The model describes a {m.Spec.Family} network, not a GAN."));
+        return new GanTransformer(context, manifest, network, device);
     }
 
     /// <summary>ML.NET's loader entry point (registered by <see cref="DeepCatalog"/>): <c>SignatureLoadModel</c>.</summary>

@@ -15,43 +15,23 @@ namespace Microsoft.ML.DeepExtensions;
 public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.Options>
 {
     /// <summary>Options for <see cref="FtTransformerTrainer"/>.</summary>
-    public sealed class Options : DeepTrainerOptions
+    public sealed class Options : EncoderOptions
     {
         /// <summary>
-        /// Creates options with the FT-Transformer's defaults: 20 epochs, batch 256, AdamW (learning rate 5e-4, weight
-        /// decay 1e-5), one warm-up epoch then cosine decay, gradient clipping at 1.
+        /// Creates options with the FT-Transformer's defaults: 3 layers of 8 heads, attention dropout 0.2, 20 epochs,
+        /// batch 256, AdamW (learning rate 5e-4, weight decay 1e-5), one warm-up epoch then cosine decay, gradient
+        /// clipping at 1.
         /// </summary>
         public Options()
         {
+            Layers = 3;
+            Heads = 8;
+            AttentionDropout = 0.2;
             Epochs = 20;
             BatchSize = 256;
-            Optimizer = DeepOptimizer.AdamW;
             LearningRate = 5e-4;
             WeightDecay = 1e-5;
-            LearningRateSchedule = Training.LearningRateSchedule.Cosine(warmupEpochs: 1);
-            GradientClipNorm = 1.0;
         }
-
-        /// <summary>Token width d. Default 64.</summary>
-        public int Dimension { get; set; } = 64;
-
-        /// <summary>Encoder layers. Default 3.</summary>
-        public int Layers { get; set; } = 3;
-
-        /// <summary>Attention heads; must divide <see cref="Dimension"/>. Default 8.</summary>
-        public int Heads { get; set; } = 8;
-
-        /// <summary>Hidden width of the feed-forward blocks. Default 128.</summary>
-        public int FeedForwardSize { get; set; } = 128;
-
-        /// <summary>Residual and feed-forward dropout. Default 0.1.</summary>
-        public double Dropout { get; set; } = 0.1;
-
-        /// <summary>Dropout on the attention weights. Default 0.2.</summary>
-        public double AttentionDropout { get; set; } = 0.2;
-
-        /// <summary>Pre-norm (default; trains stably) or post-norm.</summary>
-        public LayerNormPosition LayerNorm { get; set; } = LayerNormPosition.Pre;
 
         /// <summary>
         /// Group one-hot slots (named "Column.Value") into one token per column. Default true; false makes every slot its
@@ -66,12 +46,6 @@ public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.
         public override void Validate()
         {
             base.Validate();
-            Check(Dimension >= 1, nameof(Dimension), Dimension, "at least 1");
-            Check(Layers >= 1, nameof(Layers), Layers, "at least 1");
-            Check(Heads >= 1 && Dimension % Heads == 0, nameof(Heads), Heads, $"at least 1 and a divisor of Dimension ({Dimension})");
-            Check(FeedForwardSize >= 1, nameof(FeedForwardSize), FeedForwardSize, "at least 1");
-            Check(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "in [0, 1)");
-            Check(AttentionDropout is >= 0 and < 1, nameof(AttentionDropout), AttentionDropout, "in [0, 1)");
         }
     }
 

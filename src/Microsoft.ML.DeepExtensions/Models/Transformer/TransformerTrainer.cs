@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepExtensions;
 public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Options>
 {
     /// <summary>Options for <see cref="TransformerTrainer"/>.</summary>
-    public sealed class Options : DeepTrainerOptions, ITokenSequenceOptions
+    public sealed class Options : EncoderOptions, ITokenSequenceOptions
     {
         /// <summary>
         /// Creates options with the text transformer's defaults: 8 epochs, batch 32, AdamW (learning rate 2e-3, weight
@@ -23,11 +23,8 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
         {
             Epochs = 8;
             BatchSize = 32;
-            Optimizer = DeepOptimizer.AdamW;
             LearningRate = 2e-3;
             WeightDecay = 0.01;
-            LearningRateSchedule = Training.LearningRateSchedule.Cosine(warmupEpochs: 1);
-            GradientClipNorm = 1.0;
         }
 
         /// <summary>Tokens read per row. Default 64.</summary>
@@ -35,27 +32,6 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
 
         /// <summary>Longer rows are truncated (default) or rejected.</summary>
         public SequenceOverflow SequenceOverflow { get; set; } = SequenceOverflow.Truncate;
-
-        /// <summary>Token (model) dimension d. Default 64.</summary>
-        public int Dimension { get; set; } = 64;
-
-        /// <summary>Encoder layers. Default 2.</summary>
-        public int Layers { get; set; } = 2;
-
-        /// <summary>Attention heads; must divide <see cref="Dimension"/>. Default 4.</summary>
-        public int Heads { get; set; } = 4;
-
-        /// <summary>Hidden width of the feed-forward blocks. Default 128.</summary>
-        public int FeedForwardSize { get; set; } = 128;
-
-        /// <summary>Embedding, residual and feed-forward dropout. Default 0.1.</summary>
-        public double Dropout { get; set; } = 0.1;
-
-        /// <summary>Dropout on the attention weights. Default 0.1.</summary>
-        public double AttentionDropout { get; set; } = 0.1;
-
-        /// <summary>Pre-norm (default; trains stably from scratch) or post-norm.</summary>
-        public LayerNormPosition LayerNorm { get; set; } = LayerNormPosition.Pre;
 
         /// <summary>Sinusoidal (default) or learned positions.</summary>
         public PositionalEncoding Positions { get; set; } = PositionalEncoding.Sinusoidal;
@@ -68,12 +44,6 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
         {
             base.Validate();
             Check(MaxSequenceLength >= 1, nameof(MaxSequenceLength), MaxSequenceLength, "at least 1");
-            Check(Dimension >= 1, nameof(Dimension), Dimension, "at least 1");
-            Check(Layers >= 1, nameof(Layers), Layers, "at least 1");
-            Check(Heads >= 1 && Dimension % Heads == 0, nameof(Heads), Heads, $"at least 1 and a divisor of Dimension ({Dimension})");
-            Check(FeedForwardSize >= 1, nameof(FeedForwardSize), FeedForwardSize, "at least 1");
-            Check(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "in [0, 1)");
-            Check(AttentionDropout is >= 0 and < 1, nameof(AttentionDropout), AttentionDropout, "in [0, 1)");
         }
     }
 
