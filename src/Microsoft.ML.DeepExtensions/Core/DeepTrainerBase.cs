@@ -91,8 +91,8 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         CreateSpec(inputSize, outputSize, task);
 
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
-    internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
-        new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression);
+    internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
+        new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device);
 
     /// <summary>The spec this trainer would build for a feature vector of <paramref name="inputSize"/> values (for <c>Summary()</c> before training).</summary>
     public NetworkSpec Spec(int inputSize, int outputSize) => CreateSpec(inputSize, outputSize, outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification);
@@ -105,17 +105,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     {
         ArgumentNullException.ThrowIfNull(trainData);
         TrainerOptions.Validate();
-        DeepRuntime.EnsureNativeLibrary();
-        int threads = torch.get_num_threads();
-        if (TrainerOptions.NumberOfThreads is int n) torch.set_num_threads(n);
-        try
-        {
-            return FitCore(trainData, validationData);
-        }
-        finally
-        {
-            if (TrainerOptions.NumberOfThreads is not null) torch.set_num_threads(threads);
-        }
+        return TrainingLoop.WithThreads(TrainerOptions.NumberOfThreads, () => FitCore(trainData, validationData));
     }
 
     private DeepTransformer FitCore(IDataView trainData, IDataView? validationData)
@@ -130,15 +120,15 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var sequence = SequenceInput.Reads(featureType) ? VariableLengthInput : null;
         sequence?.Validate();
         int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens, sequence);
-        var label = ColumnChecks.Label(trainData.Schema, o.LabelColumnName, o.Task, tokens?.MaxLength);
+        var label = ColumnChecks.Label(trainData.Schema, o.Label, o.Task, tokens?.MaxLength);
         if (!Supports(label.Task))
-            throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.LabelColumnName}' is {trainData.Schema[o.LabelColumnName].Type}).", o.LabelColumnName);
+            throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.Label}' is {trainData.Schema[o.Label].Type}).", o.Label);
         if (validationData != null)
         {
             int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens, sequence);
             if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
-            if (ColumnChecks.Label(validationData.Schema, o.LabelColumnName, label.Task, tokens?.MaxLength).Width != label.Width)
-                throw new ArgumentException($"Label column '{o.LabelColumnName}' has a different number of values in the validation data than the {label.Width} in the training data.", o.LabelColumnName);
+            if (ColumnChecks.Label(validationData.Schema, o.Label, label.Task, tokens?.MaxLength).Width != label.Width)
+                throw new ArgumentException($"Label column '{o.Label}' has a different number of values in the validation data than the {label.Width} in the training data.", o.Label);
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
@@ -147,20 +137,18 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         spec.InputSequence = sequence;
         spec.Validate();
 
-        using var early = o.EarlyStopping is { } es ? new EarlyStoppingCallback(es, label.Task) : null;
-        int seed = o.Seed ?? _host.Rand.Next();
-        var device = (o.Device ?? DeepDevice.FromContext(Context)).Resolve(Context.FallbackToCpu);
+        var (seed, device) = o.SeedAndDevice(Context, _host);
         using var ch = _host.Start("Training");
         ch.Info(MessageSensitivity.None, $"{Name}: {label.Task}, {inputSize} features, {(outputs > 1 ? outputs + " classes" : "1 output")}, device {device}, seed {seed}.");
 
         // 2. Data: one validating pass; cached as tensors when it fits the budget.
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
-        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
+        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.Label, label,
             split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens, sequence: sequence);
         var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens, sequence: sequence)
-            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.LabelColumnName, label,
+            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.Label, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens, sequence: sequence)
+            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.Label, label,
                 RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens, sequence)
             : null;
         if (valid is { Count: 0 })
@@ -170,17 +158,15 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             valid = null;
         }
         using var validation = valid;
-        if (early != null && valid is null)
-            throw new InvalidOperationException("Early stopping needs validation data: set ValidationFraction > 0 (with enough rows) or ValidationData.");
         if (label.Task != DeepTask.Regression && train.ClassCounts.Count(c => c > 0) < 2)
             throw new InvalidOperationException(
-                $"Label column '{o.LabelColumnName}' has only one class in the training data ({string.Join(", ", train.ClassCounts.Select((c, i) => $"class {i}: {c} rows"))}); a classifier needs at least two.");
+                $"Label column '{o.Label}' has only one class in the training data ({string.Join(", ", train.ClassCounts.Select((c, i) => $"class {i}: {c} rows"))}); a classifier needs at least two.");
         ch.Info(MessageSensitivity.None, $"{train.Count} training rows ({(train.IsCached ? "cached as tensors" : "streamed")}), {valid?.Count ?? 0} validation rows.");
 
         // 3. Network, seeded once per Fit.
         torch.manual_seed(seed);
         var network = new DeepNetwork(spec);
-        var history = new TrainingHistory();
+        TrainingHistory history;
         try
         {
             // Token ids are indices, never standardised; a variable-length sequence's statistics are per step feature over real steps.
@@ -193,27 +179,14 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             network.to(device);
 
             using var loss = new LossFunction(label.Task, o.Loss, ClassWeights(o, label, train), device);
-            using var stepper = CreateStepper(network, loss, label.Task);
-            int firstEpoch = 1;
-            if (o.ResumeFromCheckpoint is string resume)
+            using var stepper = CreateStepper(network, loss, label.Task, device);
+            var evaluator = new NetworkEvaluator(network, loss, label.Task, o.BatchSize, device);
+            history = new TrainingLoop
             {
-                firstEpoch = Checkpoint.Read(resume, spec, network, stepper, out history) + 1;
-                ch.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
-            }
-
-            // Progress runs last, so its end-of-training line sees the epoch early stopping restored.
-            var callbacks = new List<ITrainingCallback>();
-            if (early != null) callbacks.Add(early);
-            if (o.CheckpointDirectory is string dir)
-                callbacks.Add(new CheckpointCallback(o.CheckpointEveryEpochs, ctx => Checkpoint.Write(dir, spec, ctx)));
-            callbacks.Add(new ProgressCallback(ch, o.Verbose, o.Progress, r => EpochCompleted?.Invoke(this, r)));
-
-            var loop = new TrainingLoop
-            {
-                Network = network, Stepper = stepper, Loss = loss, Train = train, Validation = valid, Options = o,
-                Task = label.Task, Device = device, Seed = seed, Callbacks = callbacks,
-            };
-            if (firstEpoch <= o.Epochs) loop.Run(history, firstEpoch);
+                TrainerName = Name, Module = network, Spec = spec, Stepper = stepper, Train = train, Validation = valid,
+                Evaluate = evaluator.Evaluate, MetricName = NetworkEvaluator.MetricName(label.Task),
+                Options = o, Task = label.Task, Device = device, Seed = seed, Channel = ch, EpochCompleted = r => EpochCompleted?.Invoke(this, r),
+            }.Run();
         }
         catch
         {
@@ -228,7 +201,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             Spec = spec,
             Task = label.Task,
             FeatureColumnName = o.FeatureColumnName,
-            LabelColumnName = o.LabelColumnName,
+            LabelColumnName = o.Label,
             ClassCount = label.ClassCount,
             LabelKeyValues = label.KeyValues,
             LabelWidth = label.Width,
@@ -245,7 +218,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         if (o.ClassWeights is { } w)
         {
             if (w.Length != label.ClassCount || w.Any(x => !(x >= 0) || !float.IsFinite(x)))
-                throw new ArgumentException($"ClassWeights must have {label.ClassCount} non-negative values (one per class of label column '{o.LabelColumnName}'); got {w.Length}.", nameof(o.ClassWeights));
+                throw new ArgumentException($"ClassWeights must have {label.ClassCount} non-negative values (one per class of label column '{o.Label}'); got {w.Length}.", nameof(o.ClassWeights));
             return w;
         }
         if (!o.BalanceClasses) return null;
@@ -257,9 +230,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.LabelColumnName, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions,
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.Label, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions,
             sequencesAllowed: VariableLengthInput is not null);
-        var label = ColumnChecks.Find(inputSchema, o.LabelColumnName)!.Value;
+        var label = ColumnChecks.Find(inputSchema, o.Label)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification
             : label.ItemType == BooleanDataViewType.Instance ? DeepTask.BinaryClassification : DeepTask.Regression;

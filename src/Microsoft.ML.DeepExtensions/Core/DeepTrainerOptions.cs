@@ -10,8 +10,17 @@ namespace Microsoft.ML.DeepExtensions;
 /// </summary>
 public abstract class DeepTrainerOptions
 {
-    /// <summary>The label column: Boolean (binary), Key (multiclass) or Single/Double (regression). Default "Label".</summary>
-    public string LabelColumnName { get; set; } = ColumnNames.Label;
+    /// <summary>
+    /// The label column: Boolean (binary), Key (multiclass) or Single/Double (regression). Default "Label". Families that
+    /// can learn without one (a GAN) accept null.
+    /// </summary>
+    public string? LabelColumnName { get; set; } = ColumnNames.Label;
+
+    /// <summary>Whether the family needs <see cref="LabelColumnName"/> (supervised); true unless a family says otherwise.</summary>
+    protected virtual bool LabelRequired => true;
+
+    /// <summary>The label column of a supervised family (checked by <see cref="Validate"/>).</summary>
+    internal string Label => LabelColumnName ?? throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
 
     /// <summary>The feature column: a known-size vector (dense or sparse) of Single. Default "Features".</summary>
     public string FeatureColumnName { get; set; } = ColumnNames.Features;
@@ -114,6 +123,17 @@ public abstract class DeepTrainerOptions
     [JsonIgnore]
     public CancellationToken CancellationToken { get; set; }
 
+    /// <summary>
+    /// Your own <see cref="TrainingCallback"/>s (loggers, stopping rules, metrics), run by the training loop after the
+    /// built-in ones (schedule, early stopping, checkpoints) and before progress reporting, in list order.
+    /// </summary>
+    [JsonIgnore]
+    public IList<TrainingCallback> Callbacks { get; set; } = new List<TrainingCallback>();
+
+    /// <summary>The fit's seed (<see cref="Seed"/>, else one from the context) and device (<see cref="Device"/>, else the context's).</summary>
+    internal (int Seed, TorchSharp.torch.Device Device) SeedAndDevice(MLContext context, Microsoft.ML.Runtime.IHost host) =>
+        (Seed ?? host.Rand.Next(), (Device ?? DeepDevice.FromContext(context)).Resolve(context.FallbackToCpu));
+
     /// <summary>Checks option values before training; throws <see cref="ArgumentOutOfRangeException"/> naming the option.</summary>
     public virtual void Validate()
     {
@@ -126,8 +146,9 @@ public abstract class DeepTrainerOptions
         Check(CheckpointEveryEpochs >= 1, nameof(CheckpointEveryEpochs), CheckpointEveryEpochs, "at least 1");
         Check(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "at least 1 or null");
         Check(CacheBudgetMegabytes >= 0, nameof(CacheBudgetMegabytes), CacheBudgetMegabytes, "0 or more");
-        if (string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
+        if (LabelRequired && string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
         if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));
+        if (Callbacks is null || Callbacks.Any(c => c is null)) throw new ArgumentException("Callbacks must be a list without null entries.", nameof(Callbacks));
     }
 
     /// <summary>Throws an <see cref="ArgumentOutOfRangeException"/> naming the option when <paramref name="ok"/> is false.</summary>

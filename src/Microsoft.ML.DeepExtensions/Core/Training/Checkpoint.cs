@@ -10,18 +10,18 @@ internal static class Checkpoint
     private static readonly byte[] Magic = "MLDEEPXC"u8.ToArray();
 
     /// <summary>Writes <c>checkpoint-epoch{N}.deepckpt</c> (atomically) and returns its path.</summary>
-    public static string Write(string directory, NetworkSpec spec, EpochContext ctx)
+    public static string Write(string directory, TrainingContext ctx)
     {
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, $"checkpoint-epoch{ctx.Record.Epoch:D4}.deepckpt");
+        var path = Path.Combine(directory, $"checkpoint-epoch{ctx.Record!.Epoch:D4}.deepckpt");
         var tmp = path + ".tmp";
         using (var writer = new BinaryWriter(File.Create(tmp)))
         {
             writer.Write(Magic);
-            writer.Write(ctx.Record.Epoch);
-            writer.Write(JsonSerializer.Serialize(spec, ModelManifest.Json));
+            writer.Write(ctx.Record!.Epoch);
+            writer.Write(JsonSerializer.Serialize(ctx.Spec, ModelManifest.Json));
             writer.Write(JsonSerializer.Serialize(ctx.History, ModelManifest.Json));
-            ctx.Network.save(writer);
+            ctx.Module.save(writer);
             ctx.Stepper.Save(writer);
         }
         File.Move(tmp, path, overwrite: true);
@@ -29,7 +29,7 @@ internal static class Checkpoint
     }
 
     /// <summary>Loads a checkpoint into <paramref name="network"/> and <paramref name="stepper"/>; returns the epoch it recorded.</summary>
-    public static int Read(string path, NetworkSpec spec, DeepNetwork network, IStepper stepper, out TrainingHistory history)
+    public static int Read(string path, NetworkSpec spec, TorchSharp.torch.nn.Module network, IStepper stepper, out TrainingHistory history)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
         using var reader = new BinaryReader(File.OpenRead(path));

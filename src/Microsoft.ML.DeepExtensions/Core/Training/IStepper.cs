@@ -4,26 +4,101 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions.Training;
 
+/// <summary>What an epoch of steps amounted to.</summary>
+/// <param name="TrainLoss">Mean training loss over the epoch's rows.</param>
+/// <param name="Parts">Named parts of the loss (a GAN's generator and discriminator losses); null for one objective.</param>
+/// <param name="Converged">True when training has converged and should stop (the perceptron's mistake-free epoch).</param>
+internal sealed record EpochLoss(double TrainLoss, IReadOnlyDictionary<string, double>? Parts = null, bool Converged = false);
+
 /// <summary>
-/// How a batch changes the weights. Gradient-trained families share <see cref="GradientStepper"/>; a family with its own
-/// learning rule (Rosenblatt's perceptron) supplies another. The loop around it is shared.
+/// How a batch changes the weights (Keras' <c>train_step</c>). Gradient-trained families share <see cref="GradientStepper"/>;
+/// a family with its own learning rule (Rosenblatt's perceptron, the GAN's adversarial steps) supplies another. The loop
+/// around it — epochs, seeds, callbacks, validation, checkpoints, cancellation — is <see cref="TrainingLoop"/>.
 /// </summary>
 internal interface IStepper : IDisposable
 {
     /// <summary>Called before each epoch with that epoch's learning rate.</summary>
     void BeginEpoch(double learningRate);
 
-    /// <summary>Trains on one batch; returns the batch's summed loss (mean × rows).</summary>
-    double Step(Tensor x, Tensor y);
+    /// <summary>Trains on one batch. Its loss is accumulated on the device and read once, in <see cref="EndEpoch"/> (no host sync per batch).</summary>
+    void Step(Tensor x, Tensor y);
 
-    /// <summary>Called after each epoch; returns true when training has converged and should stop.</summary>
-    bool EndEpoch();
+    /// <summary>Called after each epoch: the epoch's losses.</summary>
+    EpochLoss EndEpoch();
 
     /// <summary>Optimizer state for checkpoints.</summary>
     void Save(BinaryWriter writer);
 
     /// <summary>Restores <see cref="Save"/>'s state.</summary>
     void Load(BinaryReader reader);
+}
+
+/// <summary>
+/// A row-weighted loss sum kept on the device: each batch adds its mean loss × rows without leaving the device; the
+/// epoch's mean is read once. It lives outside the per-batch dispose scopes (in-place adds keep the same tensor).
+/// </summary>
+internal sealed class LossAccumulator(Device device) : IDisposable
+{
+    private readonly Tensor _sum = zeros(1, ScalarType.Float64, device: device);
+    private long _rows;
+
+    /// <summary>Adds a batch's mean loss <paramref name="loss"/> over <paramref name="rows"/> rows.</summary>
+    public void Add(Tensor loss, long rows)
+    {
+        using var _ = no_grad();
+        _sum.add_(loss.detach().to_type(ScalarType.Float64), rows);
+        _rows += rows;
+    }
+
+    /// <summary>The mean since the last call (one host read), and a fresh start.</summary>
+    public double TakeMean()
+    {
+        double mean = _rows == 0 ? 0 : _sum.item<double>() / _rows;
+        _sum.zero_();
+        _rows = 0;
+        return mean;
+    }
+
+    public void Dispose() => _sum.Dispose();
+}
+
+/// <summary>The optimizer <see cref="DeepTrainerOptions.Optimizer"/> names, and what every stepper does with one.</summary>
+internal static class Optimizers
+{
+    public static optim.Optimizer Create(IEnumerable<TorchSharp.Modules.Parameter> parameters, DeepTrainerOptions options, (double Beta1, double Beta2)? betas = null)
+    {
+        double lr = options.LearningRate, wd = options.WeightDecay;
+        var (b1, b2) = betas ?? (0.9, 0.999);
+        return options.Optimizer switch
+        {
+            DeepOptimizer.Sgd => optim.SGD(parameters, lr, momentum: options.Momentum, weight_decay: wd),
+            DeepOptimizer.AdamW => optim.AdamW(parameters, lr, b1, b2, weight_decay: wd),
+            DeepOptimizer.RmsProp => optim.RMSProp(parameters, lr, momentum: options.Momentum, weight_decay: wd),
+            _ => optim.Adam(parameters, lr, b1, b2, weight_decay: wd),
+        };
+    }
+
+    public static void SetLearningRate(optim.Optimizer optimizer, double learningRate)
+    {
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = learningRate;
+    }
+
+    public static void Save(optim.Optimizer optimizer, BinaryWriter writer) => Helper(optimizer).save_state_dict(writer);
+
+    public static void Load(optim.Optimizer optimizer, BinaryReader reader) => Helper(optimizer).load_state_dict(reader);
+
+    private static TorchSharp.Modules.OptimizerHelper Helper(optim.Optimizer optimizer) => optimizer as TorchSharp.Modules.OptimizerHelper
+        ?? throw new NotSupportedException($"{optimizer.GetType().Name} cannot save its state for checkpoints.");
+
+    /// <summary>Drops the gradients (tensors of their own): a fitted network does not need them.</summary>
+    public static void ReleaseGradients(nn.Module module)
+    {
+        foreach (var p in module.parameters())
+        {
+            using var g = p.grad;
+            if (g is not null) p.grad = null;
+        }
+    }
 }
 
 /// <summary>Forward, loss, backward, optional gradient clipping, optimizer step.</summary>
@@ -34,30 +109,21 @@ internal sealed class GradientStepper : IStepper
     private readonly optim.Optimizer _optimizer;
     private readonly double? _clip;
     private readonly bool _regression;
+    private readonly LossAccumulator _sum;
 
-    public GradientStepper(DeepNetwork network, LossFunction loss, DeepTrainerOptions options, bool regression)
+    public GradientStepper(DeepNetwork network, LossFunction loss, DeepTrainerOptions options, bool regression, Device device)
     {
         _network = network;
         _loss = loss;
         _clip = options.GradientClipNorm;
         _regression = regression;
-        var p = network.parameters();
-        double lr = options.LearningRate, wd = options.WeightDecay;
-        _optimizer = options.Optimizer switch
-        {
-            DeepOptimizer.Sgd => optim.SGD(p, lr, momentum: options.Momentum, weight_decay: wd),
-            DeepOptimizer.AdamW => optim.AdamW(p, lr, weight_decay: wd),
-            DeepOptimizer.RmsProp => optim.RMSProp(p, lr, momentum: options.Momentum, weight_decay: wd),
-            _ => optim.Adam(p, lr, weight_decay: wd),
-        };
+        _optimizer = Optimizers.Create(network.parameters(), options);
+        _sum = new LossAccumulator(device);
     }
 
-    public void BeginEpoch(double learningRate)
-    {
-        foreach (var g in _optimizer.ParamGroups) g.LearningRate = learningRate;
-    }
+    public void BeginEpoch(double learningRate) => Optimizers.SetLearningRate(_optimizer, learningRate);
 
-    public double Step(Tensor x, Tensor y)
+    public void Step(Tensor x, Tensor y)
     {
         _optimizer.zero_grad();
         var output = _network.forward(x);
@@ -65,26 +131,19 @@ internal sealed class GradientStepper : IStepper
         loss.backward();
         if (_clip is double c) nn.utils.clip_grad_norm_(_network.parameters(), c);
         _optimizer.step();
-        return loss.item<float>() * x.shape[0];
+        _sum.Add(loss, x.shape[0]);
     }
 
-    public bool EndEpoch() => false;
+    public EpochLoss EndEpoch() => new(_sum.TakeMean());
 
-    public void Save(BinaryWriter writer) => Helper.save_state_dict(writer);
+    public void Save(BinaryWriter writer) => Optimizers.Save(_optimizer, writer);
 
-    public void Load(BinaryReader reader) => Helper.load_state_dict(reader);
-
-    private TorchSharp.Modules.OptimizerHelper Helper => _optimizer as TorchSharp.Modules.OptimizerHelper
-        ?? throw new NotSupportedException($"{_optimizer.GetType().Name} cannot save its state for checkpoints.");
+    public void Load(BinaryReader reader) => Optimizers.Load(_optimizer, reader);
 
     public void Dispose()
     {
-        // Gradients live on as tensors of their own; a fitted network does not need them.
-        foreach (var p in _network.parameters())
-        {
-            using var g = p.grad;
-            if (g is not null) p.grad = null;
-        }
+        Optimizers.ReleaseGradients(_network);
         _optimizer.Dispose();
+        _sum.Dispose();
     }
 }

@@ -2,12 +2,16 @@ using System.Text.Json.Serialization;
 
 namespace Microsoft.ML.DeepExtensions.Training;
 
-/// <summary>How the learning rate changes from epoch to epoch. Stateless except for <see cref="ReduceOnPlateauSchedule"/>.</summary>
+/// <summary>
+/// How the learning rate changes from epoch to epoch: a <see cref="TrainingCallback"/> that sets
+/// <see cref="TrainingContext.LearningRate"/> before each epoch. Stateless except for <see cref="ReduceOnPlateauSchedule"/>.
+/// Set one as <see cref="DeepTrainerOptions.LearningRateSchedule"/> (it is stored with the model's options).
+/// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
 [JsonDerivedType(typeof(StepSchedule), "step")]
 [JsonDerivedType(typeof(CosineSchedule), "cosine")]
 [JsonDerivedType(typeof(ReduceOnPlateauSchedule), "plateau")]
-public abstract class LearningRateSchedule
+public abstract class LearningRateSchedule : TrainingCallback
 {
     /// <summary>Multiply the learning rate by <paramref name="gamma"/> every <paramref name="stepEpochs"/> epochs.</summary>
     public static StepSchedule Step(int stepEpochs, double gamma = 0.1) => new() { StepEpochs = stepEpochs, Gamma = gamma };
@@ -26,6 +30,16 @@ public abstract class LearningRateSchedule
 
     /// <summary>Forgets what earlier fits observed.</summary>
     internal virtual void Reset() { }
+
+    /// <inheritdoc />
+    public sealed override void OnTrainBegin(TrainingContext context) => Reset();
+
+    /// <summary>Sets the epoch's rate from the base rate, the epoch and the planned epochs.</summary>
+    public sealed override void OnEpochBegin(TrainingContext context) =>
+        context.LearningRate = Rate(context.BaseLearningRate, context.Epoch - 1, context.TotalEpochs);
+
+    /// <summary>Observes the epoch's validation loss.</summary>
+    public sealed override void OnEpochEnd(TrainingContext context) => Observe(context.Record?.ValidationLoss);
 }
 
 /// <summary>Step decay.</summary>

@@ -46,6 +46,8 @@ public enum StopReason
     Converged,
     /// <summary>The cancellation token fired.</summary>
     Cancelled,
+    /// <summary>A <see cref="TrainingCallback"/> called <see cref="TrainingContext.Stop"/>.</summary>
+    Stopped,
 }
 
 /// <summary>Per-epoch history of a fit, exposed on the fitted transformer and stored with the model.</summary>

@@ -1,102 +1,132 @@
 using System.Diagnostics;
 using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Network;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions.Training;
 
-/// <summary>What a callback sees after an epoch.</summary>
-internal sealed class EpochContext
-{
-    public required DeepNetwork Network { get; init; }
-    public required TrainingHistory History { get; init; }
-    public required EpochRecord Record { get; init; }
-    public required IStepper Stepper { get; init; }
-    /// <summary>Set by a callback to end training after this epoch.</summary>
-    public StopReason? Stop { get; set; }
-}
-
-/// <summary>A small piece of training behaviour (skorch-style): early stopping, checkpoints, progress.</summary>
-internal interface ITrainingCallback
-{
-    void OnEpochEnd(EpochContext context);
-    void OnTrainEnd(DeepNetwork network, TrainingHistory history) { }
-}
-
 /// <summary>
-/// The one training loop every family uses: per epoch set the learning rate, seed dropout and shuffling from
-/// (seed, epoch) — so a resumed run matches an uninterrupted one — step through the batches (one dispose scope per
-/// batch), validate, record history and run the callbacks.
+/// The one training loop every family uses (skorch's <c>fit_loop</c>): per epoch run the callbacks (schedules set the
+/// learning rate), seed dropout and shuffling from (seed, epoch) — so a resumed run matches an uninterrupted one — step
+/// through the batches (one dispose scope per batch; the stepper keeps its loss on the device), validate, record the
+/// history and run the callbacks. Checkpoints, early stopping, schedules and progress are callbacks; a family's learning
+/// rule is its <see cref="IStepper"/>.
 /// </summary>
 internal sealed class TrainingLoop
 {
-    public required DeepNetwork Network { get; init; }
+    public required string TrainerName { get; init; }
+    public required nn.Module Module { get; init; }
+    public required NetworkSpec Spec { get; init; }
     public required IStepper Stepper { get; init; }
-    public required LossFunction Loss { get; init; }
     public required TrainingData Train { get; init; }
     public TrainingData? Validation { get; init; }
+    /// <summary>Validation loss and metric of a data set; null when the family has no validation metric.</summary>
+    public Func<TrainingData, (double? Loss, double? Metric)>? Evaluate { get; init; }
+    public string MetricName { get; init; } = "";
     public required DeepTrainerOptions Options { get; init; }
     public required DeepTask Task { get; init; }
     public required Device Device { get; init; }
     public required int Seed { get; init; }
-    public required IReadOnlyList<ITrainingCallback> Callbacks { get; init; }
+    public IChannel? Channel { get; init; }
+    /// <summary>Raised with every epoch's record (the trainer's <c>EpochCompleted</c> event).</summary>
+    public Action<EpochRecord>? EpochCompleted { get; init; }
 
-    /// <summary>Runs epochs <paramref name="firstEpoch"/>..Epochs (1-based) and returns the history.</summary>
-    public TrainingHistory Run(TrainingHistory history, int firstEpoch)
+    /// <summary>Resumes from <see cref="DeepTrainerOptions.ResumeFromCheckpoint"/> when set, then runs the remaining epochs.</summary>
+    public TrainingHistory Run()
     {
-        var token = Options.CancellationToken;
-        Options.LearningRateSchedule?.Reset();
-        for (int epoch = firstEpoch; epoch <= Options.Epochs; epoch++)
+        var o = Options;
+        var history = new TrainingHistory();
+        int firstEpoch = 1;
+        if (o.ResumeFromCheckpoint is string resume)
+        {
+            firstEpoch = Checkpoint.Read(resume, Spec, Module, Stepper, out history) + 1;
+            Channel?.Info(MessageSensitivity.None, $"Resumed from {resume} after epoch {firstEpoch - 1}.");
+        }
+        if (firstEpoch > o.Epochs) return history;
+
+        // Built-in behaviour first, the user's callbacks next, progress last (its end line sees restored weights).
+        var owned = new List<TrainingCallback>();
+        if (o.LearningRateSchedule is { } schedule) owned.Add(schedule);
+        if (o.EarlyStopping is { } es) owned.Add(new EarlyStoppingCallback(es));
+        if (o.CheckpointDirectory is string dir) owned.Add(new CheckpointCallback(dir, o.CheckpointEveryEpochs));
+        var callbacks = owned.Concat(o.Callbacks).Append(new ProgressCallback(Channel, o.Verbose, o.Progress, EpochCompleted)).ToList();
+        var context = new TrainingContext(TrainerName, Task, Module, Spec, Stepper, history, o.Epochs, o.LearningRate,
+            Validation is not null && Evaluate is not null, MetricName, o.CancellationToken);
+        try
+        {
+            foreach (var cb in callbacks) cb.OnTrainBegin(context);
+            Epochs(context, callbacks, firstEpoch);
+            foreach (var cb in callbacks) cb.OnTrainEnd(context);
+        }
+        finally
+        {
+            foreach (var cb in owned) (cb as IDisposable)?.Dispose();
+        }
+        return history;
+    }
+
+    private void Epochs(TrainingContext context, List<TrainingCallback> callbacks, int firstEpoch)
+    {
+        var o = Options;
+        var token = o.CancellationToken;
+        var history = context.History;
+        for (int epoch = firstEpoch; epoch <= o.Epochs; epoch++)
         {
             var watch = Stopwatch.StartNew();
-            double lr = Options.LearningRateSchedule?.Rate(Options.LearningRate, epoch - 1, Options.Epochs) ?? Options.LearningRate;
+            context.Epoch = epoch;
+            context.Batch = 0;
+            context.Rows = 0;
+            context.LearningRate = o.LearningRate;
+            foreach (var cb in callbacks) cb.OnEpochBegin(context);
+            double lr = context.LearningRate;
             Stepper.BeginEpoch(lr);
             torch.manual_seed(EpochSeed(epoch, 1));
-            Network.train();
-            double lossSum = 0;
-            long rows = 0;
+            Module.train();
             try
             {
-                foreach (var (x, y) in Train.Batches(Options.BatchSize, EpochSeed(epoch, 2), Device, token))
+                foreach (var (x, y) in Train.Batches(o.BatchSize, EpochSeed(epoch, 2), Device, token))
                 {
-                    using var scope = torch.NewDisposeScope();
-                    scope.Attach(x, y);
-                    lossSum += Stepper.Step(x, y);
-                    rows += x.shape[0];
+                    long rows = x.shape[0];
+                    using (var scope = torch.NewDisposeScope())
+                    {
+                        scope.Attach(x, y);
+                        Stepper.Step(x, y);
+                    }
+                    context.Batch++;
+                    context.Rows += rows;
+                    foreach (var cb in callbacks) cb.OnBatchEnd(context);
+                    if (context.StopRequested is not null) break;
                 }
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested && history.Epochs.Count > 0)
             {
                 history.StopReason = StopReason.Cancelled;
-                foreach (var cb in Callbacks) cb.OnTrainEnd(Network, history);
-                return history;
+                return;
             }
 
-            bool converged = Stepper.EndEpoch();
+            var loss = Stepper.EndEpoch();
             // Validation is not interrupted: a cancellation that arrives now ends training after this epoch, keeping it.
-            var (valLoss, valMetric) = Validation is null ? (null, null) : Evaluate(Validation, CancellationToken.None);
-            Options.LearningRateSchedule?.Observe(valLoss);
-            var record = new EpochRecord(epoch, lossSum / Math.Max(1, rows), valLoss, valMetric, MetricName(Task), lr, watch.Elapsed.TotalSeconds)
-                { TotalEpochs = Options.Epochs };
+            var (valLoss, valMetric) = Validation is not null && Evaluate is not null ? Evaluate(Validation) : (null, null);
+            var record = new EpochRecord(epoch, loss.TrainLoss, valLoss, valMetric, MetricName, lr, watch.Elapsed.TotalSeconds)
+                { TotalEpochs = o.Epochs, Losses = loss.Parts };
             history.Epochs.Add(record);
             history.BestEpoch = epoch;
-            var ctx = new EpochContext { Network = Network, History = history, Record = record, Stepper = Stepper };
-            foreach (var cb in Callbacks) cb.OnEpochEnd(ctx);
-            if (converged) ctx.Stop ??= StopReason.Converged;
-            if (ctx.Stop is StopReason stop)
+            context.Record = record;
+            foreach (var cb in callbacks) cb.OnEpochEnd(context);
+            if (loss.Converged) context.Stop(StopReason.Converged);
+            if (context.StopRequested is StopReason stop)
             {
                 history.StopReason = stop;
-                break;
+                return;
             }
             if (token.IsCancellationRequested)
             {
                 history.StopReason = StopReason.Cancelled;
-                break;
+                return;
             }
         }
-        foreach (var cb in Callbacks) cb.OnTrainEnd(Network, history);
-        return history;
     }
 
     /// <summary>A deterministic per-epoch seed (HashCode.Combine is randomised per process, so it is not used).</summary>
@@ -107,47 +137,68 @@ internal sealed class TrainingLoop
         return (int)((z ^ (z >> 32)) & 0x7FFFFFFF);
     }
 
-    internal static string MetricName(DeepTask task) => task == DeepTask.Regression ? "rmse" : "accuracy";
-
-    /// <summary>Mean loss and accuracy (classification) or RMSE in label units (regression) on <paramref name="data"/>.</summary>
-    public (double? Loss, double? Metric) Evaluate(TrainingData data, CancellationToken token)
+    /// <summary>Runs <paramref name="fit"/> with torch limited to <paramref name="threads"/> CPU threads (restored afterwards); null leaves torch's setting.</summary>
+    public static T WithThreads<T>(int? threads, Func<T> fit)
     {
-        Network.eval();
+        DeepRuntime.EnsureNativeLibrary();
+        if (threads is not int n) return fit();
+        int before = torch.get_num_threads();
+        torch.set_num_threads(n);
+        try
+        {
+            return fit();
+        }
+        finally
+        {
+            torch.set_num_threads(before);
+        }
+    }
+}
+
+/// <summary>Validation of a <see cref="DeepNetwork"/>: mean loss, and accuracy (classification) or RMSE in label units (regression).</summary>
+internal sealed class NetworkEvaluator(DeepNetwork network, LossFunction loss, DeepTask task, int batchSize, Device device)
+{
+    public static string MetricName(DeepTask task) => task == DeepTask.Regression ? "rmse" : "accuracy";
+
+    /// <summary>Sums stay on the device; they are read once at the end.</summary>
+    public (double? Loss, double? Metric) Evaluate(TrainingData data)
+    {
+        network.eval();
         using var _ = torch.no_grad();
-        double lossSum = 0, metricSum = 0;
-        long rows = 0, values = 0;
-        foreach (var (x, y) in data.Batches(Math.Max(Options.BatchSize, 1024), null, Device, token))
+        using var lossSum = zeros(1, ScalarType.Float64, device: device);
+        using var metricSum = zeros(1, ScalarType.Float64, device: device);
+        using var values = zeros(1, ScalarType.Float64, device: device);
+        long rows = 0;
+        foreach (var (x, y) in data.Batches(Math.Max(batchSize, 1024), null, device, CancellationToken.None))
         {
             using var scope = torch.NewDisposeScope();
             scope.Attach(x, y);
-            var output = Network.forward(x);
+            var output = network.forward(x);
             long n = x.shape[0];
             rows += n;
-            if (Task == DeepTask.Regression)
+            if (task == DeepTask.Regression)
             {
-                lossSum += Loss.Compute(output, Network.ScaleTarget(y)).item<float>() * n;
-                var pred = Network.Predict(x).reshape(-1);
-                metricSum += (pred - y.reshape(-1)).square().sum().item<float>();
-                values += y.numel();
+                lossSum.add_(loss.Compute(output, network.ScaleTarget(y)).to_type(ScalarType.Float64), n);
+                var pred = network.Predict(x).reshape(-1);
+                metricSum.add_((pred - y.reshape(-1)).square().sum().to_type(ScalarType.Float64));
+                values.add_(y.numel());
+                continue;
             }
-            else
+            lossSum.add_(loss.Compute(output, y).to_type(ScalarType.Float64), n);
+            if (y.dim() == 2)
             {
-                lossSum += Loss.Compute(output, y).item<float>() * n;
-                if (y.dim() == 2)
-                {
-                    // One class per step: accuracy over the labelled steps.
-                    var predictedSteps = output.reshape(y.shape[0], y.shape[1], -1).argmax(2).to_type(ScalarType.Float32);
-                    var labelled = y.ne(Data.FeatureReader.NoClass);
-                    metricSum += predictedSteps.eq(y).logical_and(labelled).sum().item<long>();
-                    values += labelled.sum().item<long>();
-                    continue;
-                }
-                var predicted = Task == DeepTask.BinaryClassification ? (output.reshape(-1) > 0).to_type(ScalarType.Float32) : output.argmax(1).to_type(ScalarType.Float32);
-                metricSum += predicted.eq(y).sum().item<long>();
-                values += n;
+                // A key-vector label (one class per step): accuracy over the labelled steps.
+                var predictedSteps = output.reshape(y.shape[0], y.shape[1], -1).argmax(2).to_type(ScalarType.Float32);
+                var labelled = y.ne(FeatureReader.NoClass);
+                metricSum.add_(predictedSteps.eq(y).logical_and(labelled).sum().to_type(ScalarType.Float64));
+                values.add_(labelled.sum().to_type(ScalarType.Float64));
+                continue;
             }
+            var predicted = task == DeepTask.BinaryClassification ? (output.reshape(-1) > 0).to_type(ScalarType.Float32) : output.argmax(1).to_type(ScalarType.Float32);
+            metricSum.add_(predicted.eq(y).sum().to_type(ScalarType.Float64));
+            values.add_(n);
         }
-        rows = Math.Max(rows, 1);
-        return (lossSum / rows, Task == DeepTask.Regression ? Math.Sqrt(metricSum / Math.Max(values, 1)) : metricSum / Math.Max(values, 1));
+        double count = Math.Max(values.item<double>(), 1), metric = metricSum.item<double>();
+        return (lossSum.item<double>() / Math.Max(rows, 1), task == DeepTask.Regression ? Math.Sqrt(metric / count) : metric / count);
     }
 }

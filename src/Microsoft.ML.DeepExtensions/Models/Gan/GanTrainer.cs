@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.ML.Data;
@@ -24,14 +23,24 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
     private readonly MLContext _context;
     private readonly IHost _host;
 
-    /// <summary>Options of <see cref="GanTrainer"/>; the defaults follow DCGAN practice (Adam 2e-4, β1 = 0.5, batch 64).</summary>
-    public sealed class Options
+    /// <summary>
+    /// Options of <see cref="GanTrainer"/>; the defaults follow DCGAN practice (Adam 2e-4, β1 = 0.5, batch 64, 20 epochs).
+    /// The shared options (epochs, batch size, learning rate and its schedule, optimizer, gradient clipping, seed, threads,
+    /// device, cache, checkpoints and resume, callbacks, progress, cancellation) work as for every trainer and apply to
+    /// both networks. Those that mean nothing for a GAN (a task, a supervised loss, class weights, validation data, early
+    /// stopping, turning feature scaling off) are rejected by <see cref="Validate"/>.
+    /// </summary>
+    public sealed class Options : DeepTrainerOptions
     {
-        /// <summary>The feature column: a known-size vector of Single (for images: planar pixels, e.g. ExtractPixels). Default "Features".</summary>
-        public string FeatureColumnName { get; set; } = ColumnNames.Features;
-
-        /// <summary>A Key label column to condition on (conditional GAN); null (the default) trains an unconditional GAN.</summary>
-        public string? LabelColumnName { get; set; }
+        /// <summary>Creates the options with the GAN's defaults.</summary>
+        public Options()
+        {
+            LabelColumnName = null;
+            Epochs = 20;
+            BatchSize = 64;
+            LearningRate = 2e-4;
+            ValidationFraction = 0;
+        }
 
         /// <summary>Train a DCGAN on images of this shape (the feature vector holds them channel-planar); null: MLP networks for vectors.</summary>
         public ImageShape? ImageShape { get; set; }
@@ -55,7 +64,7 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         public int[] DiscriminatorFilters { get; set; } = [64, 128];
 
         /// <summary>The adversarial objective: the standard (non-saturating) loss or WGAN-GP.</summary>
-        public GanLoss Loss { get; set; } = GanLoss.Standard;
+        public new GanLoss Loss { get; set; } = GanLoss.Standard;
 
         /// <summary>One-sided label smoothing: the discriminator's target for real rows is 1 − this (standard loss only).</summary>
         public double LabelSmoothing { get; set; } = 0.1;
@@ -66,67 +75,40 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         /// <summary>Weight of the gradient penalty (WGAN-GP).</summary>
         public double GradientPenaltyWeight { get; set; } = 10;
 
-        /// <summary>Passes over the training data.</summary>
-        public int Epochs { get; set; } = 20;
-
-        /// <summary>Rows per mini-batch.</summary>
-        public int BatchSize { get; set; } = 64;
-
-        /// <summary>Adam's learning rate, for both networks.</summary>
-        public double LearningRate { get; set; } = 2e-4;
-
-        /// <summary>Adam's β1 (0.5 keeps adversarial training stable, after Radford et al.).</summary>
+        /// <summary>β1 of Adam/AdamW (0.5 keeps adversarial training stable, after Radford et al.).</summary>
         public double Beta1 { get; set; } = 0.5;
 
-        /// <summary>Adam's β2.</summary>
+        /// <summary>β2 of Adam/AdamW.</summary>
         public double Beta2 { get; set; } = 0.999;
 
-        /// <summary>Seed for initialisation, noise and shuffling; null takes one from the <see cref="MLContext"/>.</summary>
-        public int? Seed { get; set; }
-
-        /// <summary>CPU threads torch may use during Fit (restored afterwards); null keeps torch's default.</summary>
-        public int? NumberOfThreads { get; set; }
-
-        /// <summary>Where to train; null uses <see cref="MLContext.GpuDeviceId"/> if set, else <see cref="DeepDevice.Auto"/>.</summary>
-        [JsonIgnore]
-        public DeepDevice? Device { get; set; }
-
-        /// <summary>Training data up to this size (MB) is cached as tensors; larger data is streamed each epoch.</summary>
-        public int CacheBudgetMegabytes { get; set; } = 2048;
-
-        /// <summary>Print one line per epoch to the console.</summary>
-        [JsonIgnore]
-        public bool Verbose { get; set; }
-
-        /// <summary>Receives a record after every epoch (<see cref="EpochRecord.Losses"/> holds the generator and discriminator losses).</summary>
-        [JsonIgnore]
-        public IProgress<EpochRecord>? Progress { get; set; }
-
-        /// <summary>Cancels training between batches; after at least one epoch Fit returns the model trained so far.</summary>
-        [JsonIgnore]
-        public CancellationToken CancellationToken { get; set; }
+        /// <summary>
+        /// Null (the default) trains an unconditional GAN; the name of a Key label column trains a conditional one.
+        /// </summary>
+        protected override bool LabelRequired => false;
 
         /// <summary>Checks option values; throws naming the option.</summary>
-        public void Validate()
+        public override void Validate()
         {
-            static void Check(bool ok, string option, object? value, string expected)
-            {
-                if (!ok) throw new ArgumentOutOfRangeException(option, value, $"Option {option} must be {expected}; got {value}.");
-            }
-            if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));
+            base.Validate();
             if (LabelColumnName is not null && string.IsNullOrWhiteSpace(LabelColumnName))
                 throw new ArgumentException("LabelColumnName must name a Key column, or be null for an unconditional GAN.", nameof(LabelColumnName));
             Check(LatentSize >= 1, nameof(LatentSize), LatentSize, "at least 1");
-            Check(Epochs >= 1, nameof(Epochs), Epochs, "at least 1");
             Check(BatchSize >= 2, nameof(BatchSize), BatchSize, "at least 2 (batch norm needs two rows)");
-            Check(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "a positive number");
             Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1, "in [0, 1)");
             Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2, "in [0, 1)");
             Check(LabelSmoothing is >= 0 and < 0.5, nameof(LabelSmoothing), LabelSmoothing, "in [0, 0.5)");
             Check(DiscriminatorSteps >= 1, nameof(DiscriminatorSteps), DiscriminatorSteps, "at least 1");
             Check(GradientPenaltyWeight >= 0, nameof(GradientPenaltyWeight), GradientPenaltyWeight, "0 or more");
-            Check(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "at least 1 or null");
-            Check(CacheBudgetMegabytes >= 0, nameof(CacheBudgetMegabytes), CacheBudgetMegabytes, "0 or more");
+            static void Reject(bool meaningless, string option, string why)
+            {
+                if (meaningless) throw new ArgumentException($"Option {option} does not apply to a GAN: {why}.", option);
+            }
+            Reject(Task != DeepTask.Auto, nameof(Task), "it learns the feature distribution, not a task");
+            Reject(base.Loss != DeepLoss.Auto, nameof(DeepTrainerOptions.Loss), "its objective is GanTrainer.Options.Loss (GanLoss)");
+            Reject(ClassWeights is not null || BalanceClasses, ClassWeights is not null ? nameof(ClassWeights) : nameof(BalanceClasses), "the label only conditions the generator");
+            Reject(ValidationFraction > 0 || ValidationData is not null, ValidationData is not null ? nameof(ValidationData) : nameof(ValidationFraction), "adversarial losses have no validation metric");
+            Reject(EarlyStopping is not null, nameof(EarlyStopping), "there is no validation metric to watch; stop with a callback instead");
+            Reject(!StandardizeFeatures, nameof(StandardizeFeatures), "features are always scaled to the generator's output range");
         }
     }
 
@@ -189,17 +171,7 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
     {
         ArgumentNullException.ThrowIfNull(input);
         TrainerOptions.Validate();
-        DeepRuntime.EnsureNativeLibrary();
-        int threads = torch.get_num_threads();
-        if (TrainerOptions.NumberOfThreads is int n) torch.set_num_threads(n);
-        try
-        {
-            return FitCore(input);
-        }
-        finally
-        {
-            if (TrainerOptions.NumberOfThreads is not null) torch.set_num_threads(threads);
-        }
+        return TrainingLoop.WithThreads(TrainerOptions.NumberOfThreads, () => FitCore(input));
     }
 
     private GanTransformer FitCore(IDataView input)
@@ -217,12 +189,11 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             label = ColumnChecks.Label(input.Schema, labelName, DeepTask.MulticlassClassification);
         }
         var spec = Spec(featureSize, label?.ClassCount ?? 0);
-        if (spec.Image is null && FtTransformerTrainer.SlotNames(input.Schema[o.FeatureColumnName], featureSize) is { } names)
-            spec.OneHotGroups = FtTransformerSpec.FromSlotNames(names).Where(t => t.Length > 1).ToArray();
+        if (spec.Image is null && FeatureSlots.Names(input.Schema[o.FeatureColumnName], featureSize) is { } names)
+            spec.OneHotGroups = FeatureSlots.Groups(names).Where(t => t.Length > 1).ToArray();
         spec.Validate();
 
-        int seed = o.Seed ?? _host.Rand.Next();
-        var device = (o.Device ?? DeepDevice.FromContext(_context)).Resolve(_context.FallbackToCpu);
+        var (seed, device) = o.SeedAndDevice(_context, _host);
         using var ch = _host.Start("Training");
         ch.Info(MessageSensitivity.None, $"GanTrainer: {spec.Family}, {featureSize} features, {(label is null ? "unconditional" : label.ClassCount + " classes")}, {o.Loss}, device {device}, seed {seed}.");
 
@@ -235,7 +206,7 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         // 3. Networks, seeded once per Fit; features scaled to the generator's output range.
         torch.manual_seed(seed);
         var network = new GanNetwork(spec);
-        var history = new TrainingHistory();
+        TrainingHistory history;
         try
         {
             var (center, scale) = Scaling(train, spec.TanhOutput);
@@ -244,16 +215,21 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             float[]? prior = label is null ? null : train.ClassCounts.Select(c => (float)(c / (double)train.Count)).ToArray();
             network.SetStatistics(center, scale, prior);
             network.to(device);
-            var progress = new ProgressCallback(ch, o.Verbose, o.Progress, r =>
+            using var stepper = new AdversarialStepper(network, o, device);
+            history = new TrainingLoop
             {
-                EpochCompleted?.Invoke(this, r);
-                if (EpochImages is { } images && spec.Image is not null)
+                TrainerName = nameof(GanTrainer), Module = network, Spec = spec, Stepper = stepper, Train = train,
+                Options = o, Task = DeepTask.Auto, Device = device, Seed = seed, Channel = ch,
+                EpochCompleted = r =>
                 {
-                    network.eval();
-                    images(this, new GanEpochImages(r.Epoch, network.ImageGrid(8, seed, device)));
-                }
-            });
-            Train(network, train, o, seed, device, history, progress);
+                    EpochCompleted?.Invoke(this, r);
+                    if (EpochImages is { } images && spec.Image is not null)
+                    {
+                        network.eval();
+                        images(this, new GanEpochImages(r.Epoch, network.ImageGrid(8, seed, device)));
+                    }
+                },
+            }.Run();
         }
         catch
         {
@@ -292,110 +268,6 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
             return (Enumerable.Repeat((min + max) / 2, d).ToArray(), Enumerable.Repeat(1 / half, d).ToArray());
         }
         return (train.FeatureMean.ToArray(), train.FeatureStd.Select(s => s > 1e-8f ? 1 / s : 1f).ToArray());
-    }
-
-    /// <summary>The adversarial loop: per batch a discriminator step, and a generator step every <c>DiscriminatorSteps</c> batches.</summary>
-    private static void Train(GanNetwork network, TrainingData train, Options o, int seed, Device device, TrainingHistory history, ProgressCallback progress)
-    {
-        using var optG = optim.Adam(network.Generator.parameters(), o.LearningRate, o.Beta1, o.Beta2);
-        using var optD = optim.Adam(network.Discriminator.parameters(), o.LearningRate, o.Beta1, o.Beta2);
-        var token = o.CancellationToken;
-        bool wgan = o.Loss == GanLoss.WassersteinGradientPenalty;
-        float realTarget = (float)(1 - o.LabelSmoothing);
-        try
-        {
-            for (int epoch = 1; epoch <= o.Epochs; epoch++)
-            {
-                var watch = Stopwatch.StartNew();
-                torch.manual_seed(EpochSeed(seed, epoch));
-                network.train();
-                double dSum = 0, gSum = 0;
-                long dRows = 0, gRows = 0, batch = 0;
-                try
-                {
-                    foreach (var (features, y) in train.Batches(o.BatchSize, EpochSeed(seed, -epoch), device, token))
-                    {
-                        using var scope = torch.NewDisposeScope();
-                        scope.Attach(features, y);
-                        long n = features.shape[0];
-                        if (n < 2) continue; // batch norm cannot normalise a single row
-                        var real = network.Scale(features);
-                        var oneHot = network.OneHot(y);
-
-                        // Discriminator: real rows up, generated rows down.
-                        optD.zero_grad();
-                        Tensor fake;
-                        using (torch.no_grad()) fake = network.Generate(torch.randn(n, network.Spec.LatentSize, device: device), oneHot);
-                        var dReal = network.Discriminate(real, oneHot);
-                        var dFake = network.Discriminate(fake, oneHot);
-                        var dLoss = wgan
-                            ? dFake.mean() - dReal.mean() + o.GradientPenaltyWeight * GradientPenalty(network, real, fake, oneHot)
-                            : nn.functional.binary_cross_entropy_with_logits(dReal, torch.full_like(dReal, realTarget))
-                              + nn.functional.binary_cross_entropy_with_logits(dFake, torch.zeros_like(dFake));
-                        dLoss.backward();
-                        optD.step();
-                        dSum += dLoss.item<float>() * n;
-                        dRows += n;
-
-                        // Generator: fool the discriminator (non-saturating loss, or raise the critic's score).
-                        if (++batch % o.DiscriminatorSteps != 0) continue;
-                        optG.zero_grad();
-                        var score = network.Discriminate(network.Generate(torch.randn(n, network.Spec.LatentSize, device: device), oneHot), oneHot);
-                        var gLoss = wgan ? -score.mean() : nn.functional.binary_cross_entropy_with_logits(score, torch.ones_like(score));
-                        gLoss.backward();
-                        optG.step();
-                        gSum += gLoss.item<float>() * n;
-                        gRows += n;
-                    }
-                }
-                catch (OperationCanceledException) when (token.IsCancellationRequested && history.Epochs.Count > 0)
-                {
-                    history.StopReason = StopReason.Cancelled;
-                    break;
-                }
-                double d = dSum / Math.Max(1, dRows), g = gSum / Math.Max(1, gRows);
-                var record = new EpochRecord(epoch, d + g, null, null, "", o.LearningRate, watch.Elapsed.TotalSeconds)
-                {
-                    TotalEpochs = o.Epochs,
-                    Losses = new Dictionary<string, double> { ["generator"] = g, ["discriminator"] = d },
-                };
-                history.Epochs.Add(record);
-                history.BestEpoch = epoch;
-                progress.Report(record);
-                if (token.IsCancellationRequested)
-                {
-                    history.StopReason = StopReason.Cancelled;
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            foreach (var p in network.parameters())
-            {
-                using var grad = p.grad;
-                if (grad is not null) p.grad = null;
-            }
-        }
-        progress.End(history);
-    }
-
-    /// <summary>WGAN-GP: mean of (‖∇D(x̂)‖ − 1)² on random points x̂ between real and generated rows.</summary>
-    private static Tensor GradientPenalty(GanNetwork network, Tensor real, Tensor fake, Tensor? oneHot)
-    {
-        var eps = torch.rand(real.shape[0], 1, device: real.device);
-        var mixed = (eps * real + (1 - eps) * fake).detach().requires_grad_(true);
-        var score = network.Discriminate(mixed, oneHot);
-        var grad = torch.autograd.grad([score.sum()], [mixed], retain_graph: true, create_graph: true)[0];
-        return (grad.norm(1) - 1).square().mean();
-    }
-
-    /// <summary>A deterministic per-epoch seed (a negative epoch gives the shuffling stream).</summary>
-    private static int EpochSeed(int seed, int epoch)
-    {
-        ulong z = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ (ulong)(long)epoch * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 31)) * 0xD6E8FEB86659FD93UL;
-        return (int)((z ^ (z >> 32)) & 0x7FFFFFFF);
     }
 }
 

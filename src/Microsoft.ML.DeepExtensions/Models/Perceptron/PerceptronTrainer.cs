@@ -47,7 +47,7 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
     protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) =>
         new PerceptronSpec { InputSize = inputSize, OutputSize = outputSize };
 
-    internal override IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task) =>
+    internal override IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
         new RosenblattStepper(network, TrainerOptions.Averaged);
 
     /// <summary>The mistake-driven rule, example by example, on the standardised batch; weights copied into the module after each epoch.</summary>
@@ -64,6 +64,7 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
         private long _c = 1;
         private float _eta = 1;
         private long _mistakes;
+        private long _rows;
 
         public RosenblattStepper(DeepNetwork network, bool averaged)
         {
@@ -81,15 +82,16 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
         {
             _eta = (float)learningRate;
             _mistakes = 0;
+            _rows = 0;
         }
 
-        public double Step(Tensor x, Tensor y)
+        public void Step(Tensor x, Tensor y)
         {
             using var _ = no_grad();
             int n = (int)x.shape[0];
             var xs = _network.Standardize(x).cpu().data<float>().ToArray();
             var ys = y.cpu().data<float>().ToArray();
-            long before = _mistakes;
+            _rows += n;
             for (int i = 0; i < n; i++, _c++)
             {
                 var row = xs.AsSpan(i * _d, _d);
@@ -107,13 +109,13 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
                 _b += delta;
                 _ub += (double)_c * delta;
             }
-            return _mistakes - before;   // summed "loss": the epoch's loss is its fraction of mistakes
         }
 
-        public bool EndEpoch()
+        /// <summary>The epoch's "loss" is its fraction of mistakes; none means converged.</summary>
+        public EpochLoss EndEpoch()
         {
             Publish();
-            return _mistakes == 0;
+            return new EpochLoss(_mistakes / (double)Math.Max(1, _rows), Converged: _mistakes == 0);
         }
 
         private void Publish()

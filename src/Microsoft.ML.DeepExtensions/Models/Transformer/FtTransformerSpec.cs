@@ -5,16 +5,6 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DeepExtensions.Models;
 
 /// <summary>
-/// One feature token of an FT-Transformer: <see cref="Length"/> consecutive slots of the feature vector from
-/// <see cref="Start"/>. A single slot (a numeric feature) becomes x·w + b; several slots (a one-hot categorical, or any
-/// group) become one token through a Linear(Length, d) — for one-hot input, exactly an embedding lookup plus a bias.
-/// </summary>
-/// <param name="Name">Display name (the column, e.g. "Age" or "Education").</param>
-/// <param name="Start">First slot.</param>
-/// <param name="Length">Slots in the token.</param>
-public sealed record FeatureToken(string Name, int Start, int Length);
-
-/// <summary>
 /// FT-Transformer (Gorishniy et al., 2021) for tabular data: every feature becomes a d-dimensional token, a learned CLS
 /// token is prepended, N encoder layers attend across features, and the CLS output (after the final LayerNorm and a ReLU) feeds the
 /// output layer.
@@ -46,30 +36,6 @@ public sealed class FtTransformerSpec : NetworkSpec
 
     internal IEnumerable<FeatureToken> Numeric() => Tokens.Where(t => t.Length == 1);
     internal IEnumerable<FeatureToken> Grouped() => Tokens.Where(t => t.Length > 1);
-
-    /// <summary>Every slot its own numeric token, named by its index.</summary>
-    public static FeatureToken[] PerSlot(int size) => Enumerable.Range(0, size).Select(i => new FeatureToken($"f{i}", i, 1)).ToArray();
-
-    /// <summary>
-    /// Tokens from slot names: consecutive slots named "Column.Value" (as <c>OneHotEncoding → Concatenate</c> writes
-    /// them) form one token named "Column"; every other slot is its own numeric token.
-    /// </summary>
-    public static FeatureToken[] FromSlotNames(IReadOnlyList<string> names)
-    {
-        var tokens = new List<FeatureToken>();
-        for (int i = 0; i < names.Count;)
-        {
-            string n = names[i] ?? "";
-            int dot = n.IndexOf('.');
-            string? prefix = dot > 0 ? n[..dot] : null;
-            int j = i + 1;
-            if (prefix != null)
-                while (j < names.Count && (names[j] ?? "").StartsWith(prefix + ".", StringComparison.Ordinal)) j++;
-            tokens.Add(prefix != null && j - i > 1 ? new FeatureToken(prefix, i, j - i) : new FeatureToken(n.Length > 0 ? n : $"f{i}", i, 1));
-            i = j;
-        }
-        return tokens.ToArray();
-    }
 
     /// <inheritdoc />
     public override void Validate()

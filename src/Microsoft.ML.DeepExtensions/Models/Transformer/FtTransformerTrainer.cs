@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Data;
 using Microsoft.ML.DeepExtensions.Models;
 using Microsoft.ML.DeepExtensions.Network;
 using Microsoft.ML.DeepExtensions.Training;
@@ -54,15 +55,15 @@ public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.
 
     /// <inheritdoc />
     protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) =>
-        Spec(TrainerOptions.Tokens ?? FtTransformerSpec.PerSlot(inputSize), inputSize, outputSize);
+        Spec(TrainerOptions.Tokens ?? FeatureSlots.PerSlot(inputSize), inputSize, outputSize);
 
     /// <summary>Tokens from the feature column's slot names (one per one-hot column, one per numeric slot).</summary>
     protected override NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task)
     {
         var tokens = TrainerOptions.Tokens
-            ?? (TrainerOptions.GroupOneHotSlots && SlotNames(featureColumn, inputSize) is { } names
-                ? FtTransformerSpec.FromSlotNames(names)
-                : FtTransformerSpec.PerSlot(inputSize));
+            ?? (TrainerOptions.GroupOneHotSlots && FeatureSlots.Names(featureColumn, inputSize) is { } names
+                ? FeatureSlots.Groups(names)
+                : FeatureSlots.PerSlot(inputSize));
         return Spec(tokens, inputSize, outputSize);
     }
 
@@ -82,16 +83,5 @@ public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.
             AttentionDropout = o.AttentionDropout,
             LayerNorm = o.LayerNorm,
         };
-    }
-
-    /// <summary>The slot names of a vector column of <paramref name="size"/> slots (its name when scalar), or null when it has none.</summary>
-    internal static string[]? SlotNames(DataViewSchema.Column column, int size)
-    {
-        if (size == 1) return [column.Name];
-        if (column.Annotations.Schema.GetColumnOrNull("SlotNames") is not { Type: VectorDataViewType { Size: var n } } || n != size)
-            return null;
-        VBuffer<ReadOnlyMemory<char>> names = default;
-        column.GetSlotNames(ref names);
-        return names.DenseValues().Select(v => v.ToString()).ToArray();
     }
 }
