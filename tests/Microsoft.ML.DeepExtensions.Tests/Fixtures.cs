@@ -54,8 +54,11 @@ public static class Fixtures
     public static MlpTrainer.Options QuickMlp(int epochs = 3) => new() { Epochs = epochs, Seed = 7, HiddenLayers = [32], BatchSize = 64 };
 
     /// <summary>All parameters and buffers of a fitted model as float arrays.</summary>
-    public static Dictionary<string, float[]> Weights(DeepTransformer model) =>
-        model.Network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu().to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray());
+    public static Dictionary<string, float[]> Weights(DeepTransformer model) => Weights(model.Network);
+
+    /// <summary>All parameters and buffers of a module as float arrays.</summary>
+    public static Dictionary<string, float[]> Weights(TorchSharp.torch.nn.Module module) =>
+        module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu().to_type(TorchSharp.torch.ScalarType.Float32).data<float>().ToArray());
 
     public static string TempDir()
     {

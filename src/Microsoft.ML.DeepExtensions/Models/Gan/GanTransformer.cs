@@ -42,6 +42,8 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
 
     internal ModelManifest Manifest { get; }
 
+    internal GanNetwork Network => _network;
+
     /// <summary>The device the networks run on.</summary>
     public Device Device { get; }
 
