@@ -1,24 +1,72 @@
+using System.Reflection;
 using System.Text.Json.Serialization;
-using Microsoft.ML.DeepExtensions.Models;
+using System.Text.Json.Serialization.Metadata;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions.Network;
 
 /// <summary>
-/// A plain, serialisable description of a network. It is what a saved model stores, so a model rebuilds itself
-/// with no user code: each family adds one <see cref="JsonDerivedTypeAttribute"/> line here.
+/// Names a <see cref="NetworkSpec"/> type in saved models (the JSON "family" discriminator). A family's spec class carries
+/// it in its own folder; the core finds every such class of this assembly, and <see cref="NetworkSpec.Register"/> adds
+/// those of other assemblies.
 /// </summary>
-[JsonPolymorphic(TypeDiscriminatorPropertyName = "family")]
-[JsonDerivedType(typeof(MlpSpec), "mlp")]
-[JsonDerivedType(typeof(PerceptronSpec), "perceptron")]
-[JsonDerivedType(typeof(CnnSpec), "cnn")]
-[JsonDerivedType(typeof(RecurrentSpec), "recurrent")]
-[JsonDerivedType(typeof(FtTransformerSpec), "ft-transformer")]
-[JsonDerivedType(typeof(TransformerSpec), "transformer")]
-[JsonDerivedType(typeof(GanSpec), "gan")]
+/// <param name="name">The stable name written into model files (never change it once models are saved).</param>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class NetworkSpecNameAttribute(string name) : Attribute
+{
+    /// <summary>The name written into model files.</summary>
+    public string Name { get; } = name;
+}
+
+/// <summary>
+/// A plain, serialisable description of a network. It is what a saved model stores, so a model rebuilds itself
+/// with no user code: each family's spec class names itself with <see cref="NetworkSpecNameAttribute"/>.
+/// </summary>
 public abstract class NetworkSpec
 {
+    private static readonly Dictionary<string, Type> Registry = typeof(NetworkSpec).Assembly.GetTypes()
+        .Where(t => t.IsSubclassOf(typeof(NetworkSpec)) && !t.IsAbstract && t.GetCustomAttribute<NetworkSpecNameAttribute>() is not null)
+        .ToDictionary(t => t.GetCustomAttribute<NetworkSpecNameAttribute>()!.Name);
+    private static bool _sealed;
+
+    /// <summary>
+    /// Registers a spec type of another assembly (it must carry <see cref="NetworkSpecNameAttribute"/>), before the first
+    /// model is trained, saved or loaded in the process. Registering the same type again does nothing.
+    /// </summary>
+    public static void Register(Type specType)
+    {
+        ArgumentNullException.ThrowIfNull(specType);
+        if (!specType.IsSubclassOf(typeof(NetworkSpec)) || specType.IsAbstract)
+            throw new ArgumentException($"{specType.Name} is not a concrete NetworkSpec.", nameof(specType));
+        var name = specType.GetCustomAttribute<NetworkSpecNameAttribute>()?.Name
+            ?? throw new ArgumentException($"{specType.Name} needs a [NetworkSpecName(\"...\")] attribute.", nameof(specType));
+        lock (Registry)
+        {
+            if (Registry.TryGetValue(name, out var existing))
+            {
+                if (existing == specType) return;
+                throw new ArgumentException($"The spec name '{name}' is taken by {existing.FullName}.", nameof(specType));
+            }
+            if (_sealed) throw new InvalidOperationException($"Register {specType.Name} before the first model is trained, saved or loaded.");
+            Registry[name] = specType;
+        }
+    }
+
+    /// <summary>A JSON contract modifier: makes <see cref="NetworkSpec"/> polymorphic over the registered spec types.</summary>
+    internal static void AddDerivedTypes(JsonTypeInfo info)
+    {
+        if (info.Type != typeof(NetworkSpec)) return;
+        var options = new JsonPolymorphismOptions { TypeDiscriminatorPropertyName = "family" };
+        lock (Registry)
+        {
+            _sealed = true;
+            foreach (var (name, type) in Registry.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                options.DerivedTypes.Add(new JsonDerivedType(type, name));
+        }
+        info.PolymorphismOptions = options;
+    }
+
     /// <summary>Length of the flattened feature vector the network reads.</summary>
     public int InputSize { get; set; }
 

@@ -40,6 +40,7 @@ internal sealed class ModelManifest
         WriteIndented = false,
         Converters = { new JsonStringEnumConverter() },
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver { Modifiers = { Network.NetworkSpec.AddDerivedTypes } },
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);

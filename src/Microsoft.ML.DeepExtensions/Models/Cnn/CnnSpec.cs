@@ -62,6 +62,7 @@ public sealed class Augmentation
 /// A convolutional network: the flat feature vector is viewed as an image (channels × height × width), goes through
 /// convolution blocks, is flattened, then through dense layers with dropout to the output layer.
 /// </summary>
+[NetworkSpecName("cnn")]
 public sealed class CnnSpec : NetworkSpec
 {
     /// <summary>Image channels.</summary>

@@ -32,6 +32,7 @@ public enum SequenceOutput
 /// runs through <see cref="NumLayers"/> stacked RNN/LSTM/GRU layers (optionally bidirectional, with dropout between layers),
 /// then the last step's state (many-to-one) or every step's output (many-to-many) goes through dense layers to the output.
 /// </summary>
+[NetworkSpecName("recurrent")]
 public sealed class RecurrentSpec : NetworkSpec
 {
     /// <summary>The cell.</summary>

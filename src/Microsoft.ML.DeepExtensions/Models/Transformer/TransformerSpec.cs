@@ -27,6 +27,7 @@ public enum SequencePooling
 /// masks, pooling (CLS or mean over real tokens), then the output layer. Its input is the core's token-sequence input
 /// (<see cref="NetworkSpec.InputTokens"/>): <see cref="NetworkSpec.InputSize"/> = the maximum sequence length.
 /// </summary>
+[NetworkSpecName("transformer")]
 public sealed class TransformerSpec : NetworkSpec
 {
     /// <summary>Token (model) dimension d.</summary>
