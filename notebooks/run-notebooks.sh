@@ -121,6 +121,24 @@ for nb in "${notebooks[@]}"; do
     fi
 done
 
+# The notebooks load TorchSharp from the NuGet cache: its libLibTorchSharp.so must still be the package's own bytes
+# (the library loads a patched private copy; it never writes the shared file).
+packages="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
+shopt -s nullglob
+for nupkg in "$packages"/torchsharp/*/torchsharp.*.nupkg; do
+    native="$(dirname "$nupkg")/runtimes/linux-x64/native/libLibTorchSharp.so"
+    [ -f "$native" ] || continue
+    if [ "$(unzip -p "$nupkg" runtimes/linux-x64/native/libLibTorchSharp.so | sha256sum | cut -d' ' -f1)" = "$(sha256sum < "$native" | cut -d' ' -f1)" ]; then
+        echo "== NuGet cache: $native is byte-identical to its package"
+        printf 'nuget-cache-unchanged\tpassed\t0\n' >> "$out/results.tsv"
+    else
+        echo "== NuGet cache: $native differs from its package (something wrote the shared file)" >&2
+        printf 'nuget-cache-unchanged\tfailed\t0\n' >> "$out/results.tsv"
+        failed=$((failed + 1))
+    fi
+done
+shopt -u nullglob
+
 total=${#notebooks[@]}
 echo "== notebooks: $((total - failed)) of $total succeeded"
 [ "$failed" -eq 0 ]

@@ -164,7 +164,7 @@ public sealed class NativeRuntimeFixTests : IDisposable
             Assert.StartsWith("not needed", status);
             return;
         }
-        Assert.True(status.StartsWith("not needed") || status.StartsWith("patched") || status.StartsWith("disabled"), status);
+        Assert.True(status.StartsWith("not needed") || status.StartsWith("loading a private copy") || status.StartsWith("disabled"), status);
         var host = ElfVersionPatcher.GetHostDefinedVersions(LibStdCxx, out _);
         foreach (string file in NativeRuntimeFix.PatchedFiles)
             Assert.Empty(ElfVersionPatcher.FindUnsatisfiedVersions(file, LibStdCxx, host));
@@ -191,6 +191,63 @@ public sealed class NativeRuntimeFixTests : IDisposable
         Assert.Contains("Default device", text);
 
         DeepRuntime.EnsureNativeLibrary(); // does not throw once loaded
+    }
+
+    /// <summary>
+    /// An application whose libLibTorchSharp.so is the pristine, unpatched file (as in the NuGet cache that .NET Interactive
+    /// loads from): it trains, the shared file stays byte-identical, and the patched copy lives in the user's cache folder.
+    /// </summary>
+    [Fact]
+    public void ASharedUnpatchedNativeFileIsNeverWritten_APrivateCopyIsLoaded()
+    {
+        if (!IsLinuxX64) return;
+        // The QuickStart example's build output (same configuration as this test) in a temp app folder: managed files
+        // copied (the host resolves a linked app to its real folder), native libraries linked, and libLibTorchSharp.so a
+        // pristine copy, read-only like a shared cache file.
+        // <repo>/tests/<project>/bin/<configuration>/net10.0/ → <repo>/examples/QuickStart/bin/<configuration>/net10.0/
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string repo = output.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+        string quickStart = Path.Combine(repo, "examples", "QuickStart", "bin", output.Parent.Name, output.Name);
+        Assert.True(File.Exists(Path.Combine(quickStart, "QuickStart.dll")), $"build examples/QuickStart first ({quickStart})");
+        string app = Path.Combine(_dir, "app");
+        foreach (string file in Directory.GetFiles(quickStart, "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(app, Path.GetRelativePath(quickStart, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            if (Path.GetFileName(file) == "libLibTorchSharp.so") continue;
+            if (file.Contains(".so", StringComparison.Ordinal)) File.CreateSymbolicLink(target, file);
+            else File.Copy(file, target);
+        }
+        string shared = Path.Combine(app, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        File.Copy(PristineCopy(), shared);
+        File.SetUnixFileMode(shared, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        byte[] before = File.ReadAllBytes(shared);
+        bool needsFix = ElfVersionPatcher.FindUnsatisfiedVersions(shared, LibStdCxx, ElfVersionPatcher.GetHostDefinedVersions(LibStdCxx, out _)!).Count > 0;
+
+        string cache = Path.Combine(_dir, "cache");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(app, "QuickStart.dll"));
+        psi.ArgumentList.Add("--doctor");
+        psi.Environment["XDG_CACHE_HOME"] = cache;
+        psi.Environment.Remove("DEEPEXT_DISABLE_NATIVE_FIX");
+        using Process process = Process.Start(psi)!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        Assert.True(process.WaitForExit(120_000), "QuickStart --doctor timed out");
+        string report = stdout + stderr.Result;
+        Assert.True(process.ExitCode == 0, report);
+        Assert.Contains("Native library      : loaded", report);
+        Assert.Equal(before, File.ReadAllBytes(shared));
+        if (!needsFix)
+        {
+            Assert.Contains("not needed", report);
+            return;
+        }
+        // Debian 12 / Ubuntu 22.04: the private copy is what got loaded.
+        Assert.Contains("loading a private copy", report);
+        string copy = Directory.GetFiles(Path.Combine(cache, "Microsoft.ML.DeepExtensions", "native"), "libLibTorchSharp.so", SearchOption.AllDirectories).Single();
+        Assert.Contains(copy, report);
+        Assert.Empty(ElfVersionPatcher.FindUnsatisfiedVersions(copy, LibStdCxx, ElfVersionPatcher.GetHostDefinedVersions(LibStdCxx, out _)!));
     }
 
     // ------------------------------------------------------------------ helpers

@@ -5,11 +5,14 @@ namespace Microsoft.ML.DeepExtensions.Runtime;
 
 /// <summary>
 /// Makes TorchSharp's libLibTorchSharp.so loadable on Linux hosts whose libstdc++ is older than the one it was
-/// built against (e.g. Debian 12: GLIBCXX_3.4.32 not found). Before TorchSharp loads its natives, every copy it
-/// may load is checked and, when the only missing versions are unused by any relocation, those version needs
-/// are marked weak in place (see <see cref="ElfVersionPatcher"/>). Runs once per process from a module
-/// initializer; never throws. The build-time counterpart is build/Microsoft.ML.DeepExtensions.targets.
-/// Set DEEPEXT_DISABLE_NATIVE_FIX=1 to turn it off.
+/// built against (e.g. Debian 12: GLIBCXX_3.4.32 not found). Before TorchSharp loads its natives, the copy it would
+/// load is checked; when it needs versions the host lacks and no relocation uses them, a private copy is made under
+/// the user's cache folder (<c>$XDG_CACHE_HOME</c> or <c>~/.cache</c>, then the temp folder), keyed by the original's
+/// SHA-256, with those version needs marked weak (see <see cref="ElfVersionPatcher"/>) and links to the libraries beside
+/// the original (its <c>$ORIGIN</c> run path finds libtorch there); a DllImport resolver on TorchSharp's assembly then
+/// loads that copy. The shared file — in the NuGet cache, say — is never written. Runs once per process from a module
+/// initializer; never throws. The build-time counterpart (build/Microsoft.ML.DeepExtensions.targets) patches the
+/// application's own output copy. Set DEEPEXT_DISABLE_NATIVE_FIX=1 to turn it off.
 /// </summary>
 internal static class NativeRuntimeFix
 {
@@ -24,7 +27,7 @@ internal static class NativeRuntimeFix
     /// <summary>What the fix did: not needed / patched N file(s) / failed, and why.</summary>
     internal static string Status => s_status;
 
-    /// <summary>The libLibTorchSharp.so copies this process patched.</summary>
+    /// <summary>The private, patched libLibTorchSharp.so copy this process loads (none when not needed).</summary>
     internal static IReadOnlyList<string> PatchedFiles => s_patchedFiles;
 
     /// <summary>The host libstdc++.so.6 the check was made against, when one was found.</summary>
@@ -65,39 +68,88 @@ internal static class NativeRuntimeFix
         if (host == null)
             return $"skipped (host {ElfVersionPatcher.LibStdCxx} not found)";
 
-        var weakened = new SortedSet<string>(StringComparer.Ordinal);
-        var failures = new List<string>();
-        foreach (string file in files)
+        // The first candidate is the one the runtime's probing finds first (search directories, then the app).
+        string file = files[0];
+        List<string> missing = ElfVersionPatcher.FindUnsatisfiedVersions(file, ElfVersionPatcher.LibStdCxx, host);
+        if (missing.Count == 0)
+            return $"not needed ({s_hostLibStdCxx} defines every libstdc++ version {file} needs)";
+        string copy = PrivateCopy(file, missing, out List<string> weakened);
+        // TorchSharp loads "LibTorchSharp" by name (NativeLibrary.TryLoad with its assembly): the runtime's search finds the
+        // original, which fails to load, and then asks the load context's ResolvingUnmanagedDll handlers — this one.
+        // The DllImport resolver serves its P/Invokes without repeating the failing search.
+        var torchSharp = typeof(TorchSharp.torch).Assembly;
+        var handle = new Lazy<IntPtr>(() => NativeLibrary.Load(copy));
+        static bool Ours(string name) => name is "LibTorchSharp" or "libLibTorchSharp" or NativeFileName;
+        (System.Runtime.Loader.AssemblyLoadContext.GetLoadContext(torchSharp) ?? System.Runtime.Loader.AssemblyLoadContext.Default)
+            .ResolvingUnmanagedDll += (assembly, name) => assembly == torchSharp && Ours(name) ? handle.Value : IntPtr.Zero;
+        NativeLibrary.SetDllImportResolver(torchSharp, (name, _, _) => Ours(name) ? handle.Value : IntPtr.Zero);
+        patched.Add(copy);
+        return $"loading a private copy {copy} of {file} with {string.Join(", ", weakened)} marked weak " +
+               $"(not defined by {s_hostLibStdCxx}; no relocation uses it); the original is unchanged";
+    }
+
+    /// <summary>
+    /// The patched private copy of <paramref name="original"/>: reused when an earlier process made it, else written
+    /// atomically (temp file, patch, rename) with links to the original's sibling libraries.
+    /// </summary>
+    private static string PrivateCopy(string original, List<string> missing, out List<string> weakened)
+    {
+        string hash;
+        using (var stream = File.OpenRead(original)) hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream))[..16].ToLowerInvariant();
+        weakened = missing;
+        Exception? last = null;
+        foreach (string root in CacheRoots())
         {
             try
             {
-                List<string> missing = ElfVersionPatcher.FindUnsatisfiedVersions(file, ElfVersionPatcher.LibStdCxx, host);
-                if (missing.Count == 0) continue;
-                if (ElfVersionPatcher.TryMarkWeak(file, ElfVersionPatcher.LibStdCxx, missing, out List<string> changed, out string? reason))
+                string dir = Path.Combine(root, "Microsoft.ML.DeepExtensions", "native", hash);
+                string copy = Path.Combine(dir, NativeFileName);
+                Directory.CreateDirectory(dir);
+                LinkSiblings(Path.GetDirectoryName(original)!, dir);
+                if (File.Exists(copy) && ElfVersionPatcher.FindUnsatisfiedVersions(copy, ElfVersionPatcher.LibStdCxx, HostVersions()).Count == 0)
+                    return copy;
+                string tmp = Path.Combine(dir, $"{NativeFileName}.{Environment.ProcessId}.tmp");
+                File.Copy(original, tmp, overwrite: true);
+                File.SetUnixFileMode(tmp, File.GetUnixFileMode(tmp) | UnixFileMode.UserWrite);
+                if (!ElfVersionPatcher.TryMarkWeak(tmp, ElfVersionPatcher.LibStdCxx, missing, out List<string> changed, out string? reason))
                 {
-                    patched.Add(file);
-                    weakened.UnionWith(changed);
+                    File.Delete(tmp);
+                    throw new InvalidOperationException($"{original} needs {string.Join(", ", missing)}, which cannot be marked weak: {reason}");
                 }
-                else
-                {
-                    failures.Add($"{file} (needs {string.Join(", ", missing)}): {reason}");
-                }
+                weakened = changed;
+                File.Move(tmp, copy, overwrite: true);
+                return copy;
             }
-            catch (Exception ex)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                failures.Add($"{file}: {ex.Message}");
+                last = ex;
             }
         }
+        throw new IOException($"No writable folder for a private copy of {original} ({last?.Message}); set XDG_CACHE_HOME to one.", last);
+    }
 
-        if (patched.Count == 0 && failures.Count == 0)
-            return $"not needed ({s_hostLibStdCxx} defines every libstdc++ version needed by {files.Count} {NativeFileName} file(s))";
-        string result = patched.Count == 0 ? "" :
-            $"patched {patched.Count} file(s): marked {string.Join(", ", weakened)} weak (not defined by {s_hostLibStdCxx}; no relocation uses it)";
-        if (failures.Count > 0)
-            result += (result.Length > 0 ? "; " : "") + "failed for " + string.Join("; ", failures) +
-                " (make the file writable, build/publish on Linux so the package's MSBuild targets patch the output," +
-                " or install a newer libstdc++)";
-        return result;
+    private static HashSet<string> HostVersions() => ElfVersionPatcher.GetHostDefinedVersions(ElfVersionPatcher.LibStdCxx, out _) ?? [];
+
+    private static IEnumerable<string> CacheRoots()
+    {
+        if (Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg) yield return xdg;
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (home.Length > 0) yield return Path.Combine(home, ".cache");
+        yield return Path.GetTempPath();
+    }
+
+    /// <summary>Symbolic links to the shared libraries beside the original, so the copy's <c>$ORIGIN</c> run path finds libtorch.</summary>
+    private static void LinkSiblings(string from, string to)
+    {
+        foreach (string lib in Directory.GetFiles(from, "*.so*"))
+        {
+            string name = Path.GetFileName(lib);
+            if (name == NativeFileName) continue;
+            string link = Path.Combine(to, name);
+            if (File.Exists(link) || Directory.Exists(link)) continue;
+            try { File.CreateSymbolicLink(link, lib); }
+            catch (IOException) when (File.Exists(link)) { }   // another process made it
+        }
     }
 
     /// <summary>
