@@ -15,9 +15,11 @@ namespace Microsoft.ML.DeepExtensions;
 /// A fitted deep network as an ML.NET transformer. It appends ML.NET's standard prediction columns —
 /// binary: <c>Score</c> (logit), <c>Probability</c>, <c>PredictedLabel</c>; multiclass: <c>Score</c> (softmax vector with
 /// slot names) and <c>PredictedLabel</c> (Key with the label's values); regression: <c>Score</c> — scores in batches,
-/// works in a <see cref="PredictionEngine{TSrc,TDst}"/>, and saves with <c>mlContext.Model.Save</c>.
+/// works in a <see cref="PredictionEngine{TSrc,TDst}"/>, and saves with <c>mlContext.Model.Save</c>. As an
+/// <see cref="ISingleFeaturePredictionTransformer{TModel}"/> it works with ML.NET's explainability tools, e.g.
+/// <c>mlContext.BinaryClassification.PermutationFeatureImportance(model, data)</c> (its <see cref="Model"/> is the network's spec).
 /// </summary>
-public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
+public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<NetworkSpec>, IBatchScorer, IDisposable
 {
     internal const string LoaderSignature = "DeepExtensionsModel";
     private const string ModelSignature = "DEEPXNET";
@@ -55,6 +57,15 @@ public sealed class DeepTransformer : ITransformer, IBatchScorer, IDisposable
 
     /// <summary>The feature column the model reads.</summary>
     public string FeatureColumnName => Manifest.FeatureColumnName;
+
+    /// <summary>
+    /// The feature column's type as the network reads it: a vector of <see cref="NetworkSpec.InputSize"/> Single
+    /// (permutation feature importance permutes its slots).
+    /// </summary>
+    public DataViewType FeatureColumnType => Manifest.Spec.InputSize == 1 ? NumberDataViewType.Single : new VectorDataViewType(NumberDataViewType.Single, Manifest.Spec.InputSize);
+
+    /// <summary>The model: the network's spec (its weights live in this transformer).</summary>
+    public NetworkSpec Model => Manifest.Spec;
 
     /// <summary>Per-epoch history of the fit that produced this model.</summary>
     public TrainingHistory History => Manifest.History;
