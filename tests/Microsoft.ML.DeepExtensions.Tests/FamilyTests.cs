@@ -147,9 +147,22 @@ public class DatasetTests
     {
         var ml = new MLContext();
         int before = TorchSharp.torch.get_num_threads();
+        // Make the setting observable on a 1-core machine too: Fit must change it and put it back.
+        int wanted = before == 1 ? 2 : 1;
+        var seen = new ThreadsSeen();
         var o = Fixtures.QuickMlp(1);
-        o.NumberOfThreads = 1;
+        o.NumberOfThreads = wanted;
+        o.Callbacks = [seen];
         using var model = ml.Deep().Mlp(o).Fit(Fixtures.DigitsBinary(ml, "train"));
+        Assert.NotEmpty(seen.Threads);
+        Assert.All(seen.Threads, t => Assert.Equal(wanted, t));
         Assert.Equal(before, TorchSharp.torch.get_num_threads());
+    }
+
+    /// <summary>Records torch's thread setting at every batch of a fit.</summary>
+    private sealed class ThreadsSeen : Training.TrainingCallback
+    {
+        public List<int> Threads { get; } = [];
+        public override void OnBatchEnd(Training.TrainingContext context) => Threads.Add(TorchSharp.torch.get_num_threads());
     }
 }

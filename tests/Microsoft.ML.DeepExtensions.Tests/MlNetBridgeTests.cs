@@ -42,12 +42,29 @@ public class MlNetBridgeTests
     {
         var a = new MLContext();
         DeepCatalog.Register(a);
-        DeepCatalog.Register(a);
+        DeepCatalog.Register(a);   // a second registration of the same name would throw inside ML.NET
         a.Deep();
         var b = new MLContext();
         b.Deep();
-        // Both contexts can now load; a second registration of the same name would have thrown inside ML.NET.
-        Assert.NotSame(a.ComponentCatalog, b.ComponentCatalog);
+        var untouched = new MLContext();
+        Assert.NotNull(Loader(a));
+        Assert.NotNull(Loader(b));
+        Assert.Null(Loader(untouched));   // registration is per context
+
+        // What registration is for: a model saved in one context loads in another that called Deep().
+        var data = Fixtures.DigitsBinary(a, "train");
+        using var model = a.Deep().Mlp(Fixtures.QuickMlp(1)).Fit(data);
+        var path = Path.Combine(Fixtures.TempDir(), "model.zip");
+        a.Model.Save(model, data.Schema, path);
+        Assert.IsType<DeepTransformer>(b.Model.Load(path, out _));
+        Assert.ThrowsAny<Exception>(() => untouched.Model.Load(path, out _));
+    }
+
+    private static object? Loader(MLContext ctx)
+    {
+        var sig = typeof(ComponentCatalog).Assembly.GetType("Microsoft.ML.SignatureLoadModel")!;
+        var find = typeof(ComponentCatalog).GetMethod("GetLoadableClassInfo", BindingFlags.NonPublic | BindingFlags.Instance, [typeof(string), typeof(Type)])!;
+        return find.Invoke(ctx.ComponentCatalog, [DeepTransformer.LoaderSignature.ToLowerInvariant(), sig]);
     }
 
     [Fact]
