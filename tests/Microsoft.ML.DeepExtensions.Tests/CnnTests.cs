@@ -66,13 +66,13 @@ public class CnnTests
             var split = ml.Data.TrainTestSplit(FashionMnist.Load(ml, FashionMnist.FindDirectory("t10k"), "t10k", limit: 8000), 0.25, seed: 1);
             (train, test) = (split.TrainSet, split.TestSet);
         }
-        var options = new CnnTrainer.Options { Epochs = 2, Seed = 1, ValidationFraction = 0 };
+        var options = new CnnTrainer.Options { Epochs = 2, Seed = Fixtures.Seed(1), ValidationFraction = 0 };
         using var model = ml.Deep().Cnn(options).Fit(train);
         var m = ml.MulticlassClassification.Evaluate(model.Transform(test));
         _out.WriteLine($"Fashion-MNIST subset CNN: micro {m.MicroAccuracy:F4}, macro {m.MacroAccuracy:F4}, log-loss {m.LogLoss:F4}; " +
                        $"epoch seconds {string.Join(", ", model.History.Epochs.Select(e => e.Seconds.ToString("F1")))}");
         // 6k images, 2 epochs: 0.840 measured; chance is 0.10 and a linear model on the full 60k reaches ~0.84.
-        Assert.True(m.MicroAccuracy >= 0.82, $"accuracy {m.MicroAccuracy:F4}");
+        Assert.True(Fixtures.Quality("CnnTests.LearnsFashionMnistSubset: m.MicroAccuracy", m.MicroAccuracy) >= 0.80, $"accuracy {m.MicroAccuracy:F4}");   // 3 seeds: min 0.844, median 0.850
     }
 
     [Fact]
@@ -133,12 +133,12 @@ public class CnnTests
             .Append(ml.Transforms.LoadImages("Image", dir, "ImagePath"))
             .Append(ml.Transforms.ResizeImages("Image", 28, 28))
             .Append(ml.Transforms.ExtractPixels("Features", "Image", colorsToExtract: ImagePixelExtractingEstimator.ColorBits.Red, scaleImage: 1f / 255))
-            .Append(ml.Deep().Cnn(new CnnTrainer.Options { Epochs = 6, Seed = 1, ImageShape = new ImageShape(1, 28, 28), ValidationFraction = 0 }))
+            .Append(ml.Deep().Cnn(new CnnTrainer.Options { Epochs = 6, Seed = Fixtures.Seed(1), ImageShape = new ImageShape(1, 28, 28), ValidationFraction = 0 }))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedCategory", "PredictedLabel"));
         var model = pipeline.Fit(split.TrainSet);
         var m = ml.MulticlassClassification.Evaluate(model.Transform(split.TestSet));
         _out.WriteLine($"PNG pipeline (300 train images, 6 epochs): micro accuracy {m.MicroAccuracy:F3}");
-        Assert.True(m.MicroAccuracy > 0.5, $"accuracy {m.MicroAccuracy}");   // 10 classes: chance is 0.1
+        Assert.True(Fixtures.Quality("CnnTests.EndToEndFromPngFilesThroughSaveLoadAndPredictionEngine: m.MicroAccuracy", m.MicroAccuracy) > 0.5, $"accuracy {m.MicroAccuracy}");   // 10 classes: chance is 0.1
 
         var path2 = Path.Combine(dir, "model.zip");
         ml.Model.Save(model, data.Schema, path2);
@@ -160,18 +160,18 @@ public class CnnTests
     {
         var ml = new MLContext(seed: 1);
         var split = ml.Data.TrainTestSplit(FashionMnist.Load(ml, FashionMnist.FindDirectory("t10k"), "t10k", limit: 3000), 0.3, seed: 1);
-        var cnn = new CnnTrainer.Options { Epochs = 2, Seed = 1, DenseLayers = [64], ValidationFraction = 0 };
+        var cnn = new CnnTrainer.Options { Epochs = 2, Seed = Fixtures.Seed(1), DenseLayers = [64], ValidationFraction = 0 };
         var pipeline = ml.Deep().CnnFeaturizer(cnn, "CnnFeatures")
             .Append(ml.MulticlassClassification.Trainers.LightGbm(new Microsoft.ML.Trainers.LightGbm.LightGbmMulticlassTrainer.Options
             {
-                LabelColumnName = "Label", FeatureColumnName = "CnnFeatures", NumberOfIterations = 30, NumberOfThreads = 1, Seed = 1,
+                LabelColumnName = "Label", FeatureColumnName = "CnnFeatures", NumberOfIterations = 30, NumberOfThreads = 1, Seed = Fixtures.Seed(1),
             }));
         var model = pipeline.Fit(split.TrainSet);
         var scored = model.Transform(split.TestSet);
         Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 64), scored.Schema["CnnFeatures"].Type);
         var m = ml.MulticlassClassification.Evaluate(scored);
         _out.WriteLine($"CNN features → LightGBM: micro accuracy {m.MicroAccuracy:F4}");
-        Assert.True(m.MicroAccuracy > 0.75, $"accuracy {m.MicroAccuracy}");
+        Assert.True(Fixtures.Quality("CnnTests.CnnFeaturesFeedLightGbmInTheSamePipeline: m.MicroAccuracy", m.MicroAccuracy) > 0.75, $"accuracy {m.MicroAccuracy}");
 
         var path = Path.Combine(Fixtures.TempDir(), "featurizer.zip");
         ml.Model.Save(model, split.TestSet.Schema, path);
@@ -206,7 +206,7 @@ public class CnnTests
         var (dir, rows) = WritePngs(400);
         var data = ml.Data.LoadFromEnumerable(rows);
         var split = ml.Data.TrainTestSplit(data, 0.25, seed: 1);
-        var options = new CnnTrainer.Options { FeatureColumnName = "Image", ImageShape = new ImageShape(1, 28, 28), Epochs = 6, Seed = 1, ValidationFraction = 0 };
+        var options = new CnnTrainer.Options { FeatureColumnName = "Image", ImageShape = new ImageShape(1, 28, 28), Epochs = 6, Seed = Fixtures.Seed(1), ValidationFraction = 0 };
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", "Category")
             .Append(ml.Transforms.LoadImages("Image", dir, "ImagePath"))
             .Append(ml.Deep().Cnn(options))
@@ -214,7 +214,7 @@ public class CnnTests
         var model = pipeline.Fit(split.TrainSet);
         var m = ml.MulticlassClassification.Evaluate(model.Transform(split.TestSet));
         _out.WriteLine($"MLImage column (300 train images, 6 epochs): micro accuracy {m.MicroAccuracy:F3}");
-        Assert.True(m.MicroAccuracy > 0.5, $"accuracy {m.MicroAccuracy}");
+        Assert.True(Fixtures.Quality("CnnTests.TrainsOnAnMLImageColumnDirectly: m.MicroAccuracy", m.MicroAccuracy) > 0.5, $"accuracy {m.MicroAccuracy}");
         var engine = ml.Model.CreatePredictionEngine<ImageRow, ImagePrediction>(model);
         Assert.Contains(engine.Predict(rows[0]).PredictedCategory, FashionMnist.ClassNames);
 

@@ -60,7 +60,7 @@ public class MlNetBridgeTests
         Assert.ThrowsAny<Exception>(() => untouched.Model.Load(path, out _));
     }
 
-    private static object? Loader(MLContext ctx)
+    private static object Loader(MLContext ctx)
     {
         var sig = typeof(ComponentCatalog).Assembly.GetType("Microsoft.ML.SignatureLoadModel")!;
         var find = typeof(ComponentCatalog).GetMethod("GetLoadableClassInfo", BindingFlags.NonPublic | BindingFlags.Instance, [typeof(string), typeof(Type)])!;

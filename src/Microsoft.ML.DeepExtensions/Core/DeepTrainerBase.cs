@@ -10,6 +10,16 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions;
 
+/// <summary>What a family's <c>CreateSpec</c> builds a network for.</summary>
+/// <param name="Input">How the feature column is read; its <see cref="FeatureInput.Size"/> is the network's input size.</param>
+/// <param name="OutputSize">Network outputs per row (1, the class count, a vector label's size, classes × steps).</param>
+/// <param name="Task">The task.</param>
+public sealed record SpecRequest(FeatureInput Input, int OutputSize, DeepTask Task)
+{
+    /// <summary>The training data's feature column (for its annotations, e.g. slot names); null before training (<c>Spec(...)</c>).</summary>
+    public DataViewSchema.Column? FeatureColumn { get; init; }
+}
+
 /// <summary>
 /// The estimator every deep trainer derives from. A family supplies only its network spec (and, if it does not learn by
 /// gradient descent, its own step); schema checks, data reading, the training loop, validation, early stopping,
@@ -58,44 +68,37 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected virtual int StatisticsPeriod(int inputSize) => StandardizePerFeature ? inputSize : 1;
 
-    /// <summary>Whether the family reads an image (MLImage) feature column as well as float vectors.</summary>
-    protected virtual bool AcceptsImages => false;
+    /// <summary>
+    /// How the family reads a feature column of <paramref name="type"/> named <paramref name="column"/>; by default a Single
+    /// or a known-size vector of Single (anything else is rejected naming the column and what to do). Families that read
+    /// images, token ids or variable-length sequences return those inputs.
+    /// </summary>
+    protected virtual FeatureInput InputFor(DataViewType type, string column) => VectorInput.For(type, column);
 
-    /// <summary>For families that read images: the shape an image column of <paramref name="featureType"/> is decoded to; null otherwise.</summary>
-    protected virtual ImageShape? ImageInput(DataViewType featureType) => null;
+    /// <summary>Whether the family can read a feature column of this shape (for <c>GetOutputSchema</c>); see <see cref="InputFor"/>.</summary>
+    protected virtual bool Reads(SchemaShape.Column feature) => VectorInput.Reads(feature);
+
+    /// <summary>What the family reads, for the message when <see cref="Reads"/> says no.</summary>
+    protected virtual string Expects => "a known-size vector of Single (or a Single)";
 
     /// <summary>Whether binary models get a calibrated <c>Probability</c> column.</summary>
     protected virtual bool HasProbability => true;
 
-    /// <summary>The family's network for the given input size and output count.</summary>
-    protected abstract NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task);
-
     /// <summary>
-    /// For families that read variable-length numeric sequences: how a feature column that is a variable-length vector of
-    /// Single is read (values per step, maximum steps, overflow); null (the default) when the family needs a known size.
+    /// The family's network for <paramref name="request"/>: how the feature column is read (its
+    /// <see cref="FeatureInput.Size"/> is the network's input size), the outputs per row, the task, and — at Fit — the
+    /// feature column itself (for its annotations, e.g. slot names).
     /// </summary>
-    protected virtual SequenceInput? VariableLengthInput => null;
-
-    /// <summary>
-    /// The family's network for a variable-length numeric sequence read as <paramref name="input"/> describes (the network
-    /// reads <see cref="SequenceInput.Size"/> floats per row). Families whose <see cref="VariableLengthInput"/> is set override it.
-    /// </summary>
-    protected virtual NetworkSpec CreateSpec(SequenceInput input, int outputSize, DeepTask task) =>
-        throw new NotSupportedException($"{Name} does not read variable-length sequences.");
-
-    /// <summary>
-    /// The family's network, given the training data's feature column as well (so a family can read its annotations,
-    /// e.g. slot names); by default the column is not needed.
-    /// </summary>
-    protected virtual NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
-        CreateSpec(inputSize, outputSize, task);
+    protected abstract NetworkSpec CreateSpec(SpecRequest request);
 
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
     internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
         new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device);
 
     /// <summary>The spec this trainer would build for a feature vector of <paramref name="inputSize"/> values (for <c>Summary()</c> before training).</summary>
-    public NetworkSpec Spec(int inputSize, int outputSize) => CreateSpec(inputSize, outputSize, outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification);
+    public NetworkSpec Spec(int inputSize, int outputSize) =>
+        CreateSpec(new SpecRequest(InputFor(new VectorDataViewType(NumberDataViewType.Single, inputSize), TrainerOptions.FeatureColumnName), outputSize,
+            outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification));
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DeepTransformer Fit(IDataView input) => Fit(input, TrainerOptions.ValidationData);
@@ -114,27 +117,21 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
 
         // 1. Schema: clear errors before anything is read.
         var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
-        var featureType = featureColumn.Type;
-        var image = ImageInput(featureType);
-        var tokens = o is ITokenSequenceOptions t ? TokenInput.For(featureType, o.FeatureColumnName, t.MaxSequenceLength, t.SequenceOverflow) : null;
-        var sequence = SequenceInput.Reads(featureType) ? VariableLengthInput : null;
-        sequence?.Validate();
-        int inputSize = ColumnChecks.FeatureSize(trainData.Schema, o.FeatureColumnName, image, tokens, sequence);
-        var label = ColumnChecks.Label(trainData.Schema, o.Label, o.Task, tokens?.MaxLength);
+        var input = InputFor(featureColumn.Type, o.FeatureColumnName);
+        int inputSize = input.Size;
+        var label = ColumnChecks.Label(trainData.Schema, o.Label, o.Task, input.Steps);
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.Label}' is {trainData.Schema[o.Label].Type}).", o.Label);
         if (validationData != null)
         {
-            int vs = ColumnChecks.FeatureSize(validationData.Schema, o.FeatureColumnName, image, tokens, sequence);
-            if (vs != inputSize) throw new ArgumentException($"Feature column '{o.FeatureColumnName}' has {vs} values in the validation data but {inputSize} in the training data.", o.FeatureColumnName);
-            if (ColumnChecks.Label(validationData.Schema, o.Label, label.Task, tokens?.MaxLength).Width != label.Width)
+            input.Check(ColumnChecks.Find(validationData.Schema, o.FeatureColumnName, "Feature").Type, o.FeatureColumnName);
+            if (ColumnChecks.Label(validationData.Schema, o.Label, label.Task, input.Steps).Width != label.Width)
                 throw new ArgumentException($"Label column '{o.Label}' has a different number of values in the validation data than the {label.Width} in the training data.", o.Label);
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
-        var spec = sequence is null ? CreateSpec(featureColumn, inputSize, outputs, label.Task) : CreateSpec(sequence, outputs, label.Task);
-        spec.InputTokens = tokens;
-        spec.InputSequence = sequence;
+        var spec = CreateSpec(new SpecRequest(input, outputs, label.Task) { FeatureColumn = featureColumn });
+        spec.Input = input;
         spec.Validate();
 
         var (seed, device) = o.SeedAndDevice(Context, _host);
@@ -144,12 +141,14 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         // 2. Data: one validating pass; cached as tensors when it fits the budget.
         long budget = (long)o.CacheBudgetMegabytes * 1024 * 1024;
         bool split = validationData is null && o.ValidationFraction > 0;
-        using var train = TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.Label, label,
-            split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All, budget, device, o.CancellationToken, "training", tokens: tokens, sequence: sequence);
-        var valid = validationData is not null
-            ? TrainingData.Load(validationData, o.FeatureColumnName, inputSize, image, o.Label, label, RowFilter.All, budget, device, o.CancellationToken, "validation", tokens: tokens, sequence: sequence)
-            : split ? TrainingData.Load(trainData, o.FeatureColumnName, inputSize, image, o.Label, label,
-                RowFilter.HeldOut(seed, o.ValidationFraction), budget, device, o.CancellationToken, "validation", allowEmpty: true, tokens, sequence)
+        var request = new TrainingRequest(trainData, o.FeatureColumnName, input)
+        {
+            LabelColumn = o.Label, Label = label, BudgetBytes = budget, Device = device, Token = o.CancellationToken,
+            Filter = split ? RowFilter.Train(seed, o.ValidationFraction) : RowFilter.All,
+        };
+        using var train = TrainingData.Load(request);
+        var valid = validationData is not null ? TrainingData.Load(request with { Data = validationData, Filter = RowFilter.All, Role = "validation" })
+            : split ? TrainingData.Load(request with { Filter = RowFilter.HeldOut(seed, o.ValidationFraction), Role = "validation", AllowEmpty = true })
             : null;
         if (valid is { Count: 0 })
         {
@@ -169,9 +168,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         TrainingHistory history;
         try
         {
-            // Token ids are indices, never standardised; a variable-length sequence's statistics are per step feature over real steps.
-            var (mean, std) = !o.StandardizeFeatures || tokens is not null ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
-                : sequence is not null ? (train.FeatureMean, train.FeatureStd)
+            // Token ids are never standardised; a variable-length sequence's statistics are final (per step feature over real steps).
+            var (mean, std) = !o.StandardizeFeatures || !input.Standardized ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+                : input.StatisticsFinal ? (train.FeatureMean, train.FeatureStd)
                 : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,
                 label.Task == DeepTask.Regression ? train.TargetMean : 0,
@@ -230,8 +229,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var o = TrainerOptions;
-        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.Label, imagesAllowed: AcceptsImages, tokensAllowed: o is ITokenSequenceOptions,
-            sequencesAllowed: VariableLengthInput is not null);
+        ColumnChecks.CheckShape(inputSchema, o.FeatureColumnName, o.Label, Reads, Expects);
         var label = ColumnChecks.Find(inputSchema, o.Label)!.Value;
         var task = o.Task != DeepTask.Auto ? o.Task
             : label.IsKey ? DeepTask.MulticlassClassification

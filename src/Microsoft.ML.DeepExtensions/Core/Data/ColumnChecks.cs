@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 
 namespace Microsoft.ML.DeepExtensions.Data;
 
@@ -30,55 +29,6 @@ internal static class ColumnChecks
         if (schema.GetColumnOrNull(name) is { } col) return col;
         var available = string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"));
         throw new ArgumentException($"{role} column '{name}' was not found in the data. Available columns: {available}.", name);
-    }
-
-    /// <summary>
-    /// The flattened feature size: a Single scalar (1), a known-size vector of Single, or — for networks that read
-    /// images (<paramref name="image"/> given) — an image column of that shape, or — for networks that read token
-    /// sequences (<paramref name="tokens"/> given) — a key vector read as <see cref="TokenInput.MaxLength"/> ids, or — for
-    /// networks that read variable-length numeric sequences (<paramref name="sequence"/> given) — a variable-length vector of
-    /// Single read as <see cref="SequenceInput.Size"/> floats.
-    /// </summary>
-    public static int FeatureSize(DataViewSchema schema, string name, ImageShape? image = null, TokenInput? tokens = null, SequenceInput? sequence = null)
-    {
-        var col = Find(schema, name, "Feature");
-        return FeatureSize(col.Type, name, image, tokens, sequence);
-    }
-
-    public static int FeatureSize(DataViewType type, string name, ImageShape? image = null, TokenInput? tokens = null, SequenceInput? sequence = null)
-    {
-        if (sequence is not null && SequenceInput.Reads(type)) return sequence.Size;
-        if (type is VectorDataViewType { ItemType: KeyDataViewType key })
-        {
-            if (tokens is null)
-                throw new ArgumentException(
-                    $"Feature column '{name}' is a vector of keys (token ids); this trainer needs a vector of Single. " +
-                    "Use a sequence trainer (Lstm, Transformer) for token sequences, or featurize the text (FeaturizeText, ProduceWordBags).", name);
-            if (key.Count != (ulong)tokens.VocabularySize)
-                throw new ArgumentException(
-                    $"Feature column '{name}' has a vocabulary of {key.Count} keys, but the network was built for {tokens.VocabularySize}; " +
-                    "the data must come from the same MapValueToKey as the training data.", name);
-            return tokens.MaxLength;
-        }
-        if (type is ImageDataViewType img)
-        {
-            if (image is null)
-                throw new ArgumentException($"Feature column '{name}' holds images; this trainer needs a vector of Single (use ExtractPixels), or use CnnTrainer.", name);
-            if (img.Height > 0 && img.Width > 0 && (img.Height != image.Height || img.Width != image.Width))
-                throw new ArgumentException($"Feature column '{name}' holds {img.Height}×{img.Width} images, but the network expects {image.Height}×{image.Width}; add ResizeImages.", name);
-            return image.Size;
-        }
-        if (type == NumberDataViewType.Single) return 1;
-        if (type is VectorDataViewType v && v.ItemType == NumberDataViewType.Single)
-        {
-            if (v.Size > 0) return v.Size;
-            throw new ArgumentException(
-                $"Feature column '{name}' must be a vector of Single with a known size; it has a variable size ({type}). " +
-                "Give it a fixed size (for example with Concatenate of fixed columns, or ResizeImages before ExtractPixels).", name);
-        }
-        throw new ArgumentException(
-            $"Feature column '{name}' must be a known-size vector of Single (or a Single); found {type}. " +
-            "Convert it with mlContext.Transforms.Conversion.ConvertType(..., DataKind.Single) or build it with Concatenate.", name);
     }
 
     /// <summary>
@@ -140,17 +90,16 @@ internal static class ColumnChecks
     public static SchemaShape.Column? Find(SchemaShape shape, string name) =>
         shape.Where(c => c.Name == name).Select(c => (SchemaShape.Column?)c).LastOrDefault();
 
-    /// <summary>SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed).</summary>
-    public static void CheckShape(SchemaShape shape, string featureName, string labelName, bool imagesAllowed = false, bool tokensAllowed = false,
-        bool sequencesAllowed = false)
+    /// <summary>
+    /// SchemaShape version of the checks, for <c>GetOutputSchema</c> (no data needed): the feature column must be one that
+    /// <paramref name="reads"/> accepts (<paramref name="expected"/> says which), the label a supported label type.
+    /// </summary>
+    public static void CheckShape(SchemaShape shape, string featureName, string labelName, Func<SchemaShape.Column, bool> reads, string expected)
     {
         if (Find(shape, featureName) is not { } f)
             throw new ArgumentException($"Feature column '{featureName}' was not found in the input schema.", featureName);
-        bool image = imagesAllowed && f.ItemType is ImageDataViewType && f.Kind == SchemaShape.Column.VectorKind.Scalar;
-        bool tokens = tokensAllowed && f.IsKey && f.Kind != SchemaShape.Column.VectorKind.Scalar;
-        bool sequence = sequencesAllowed && f.ItemType == NumberDataViewType.Single && !f.IsKey && f.Kind == SchemaShape.Column.VectorKind.VariableVector;
-        if (!image && !tokens && !sequence && (f.ItemType != NumberDataViewType.Single || f.Kind == SchemaShape.Column.VectorKind.VariableVector))
-            throw new ArgumentException($"Feature column '{featureName}' must be a known-size vector of Single (or a Single); found {f.Kind} of {f.ItemType}.", featureName);
+        if (!reads(f))
+            throw new ArgumentException($"Feature column '{featureName}' must be {expected}; found {f.Kind} of {f.ItemType}.", featureName);
         if (Find(shape, labelName) is not { } l)
             throw new ArgumentException($"Label column '{labelName}' was not found in the input schema.", labelName);
         bool ok = l.Kind == SchemaShape.Column.VectorKind.Scalar &&

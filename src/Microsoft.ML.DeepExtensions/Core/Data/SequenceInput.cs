@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Data;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions;
@@ -17,10 +18,85 @@ namespace Microsoft.ML.DeepExtensions;
 /// <param name="Features">Values per step F.</param>
 /// <param name="MaxSteps">Steps read per row at most.</param>
 /// <param name="Overflow">What happens to longer rows.</param>
-public sealed record SequenceInput(int Features, int MaxSteps, SequenceOverflow Overflow = SequenceOverflow.Truncate)
+[SerializedName("sequence")]
+public sealed record SequenceInput(int Features, int MaxSteps, SequenceOverflow Overflow = SequenceOverflow.Truncate) : FeatureInput
 {
     /// <summary>Floats per row the network reads: the step count, then <see cref="MaxSteps"/> × <see cref="Features"/> values.</summary>
-    public int Size => 1 + MaxSteps * Features;
+    [System.Text.Json.Serialization.JsonIgnore]
+    public override int Size => 1 + MaxSteps * Features;
+
+    /// <summary>Whether a column of this shape is a variable-length vector of Single (for <c>GetOutputSchema</c>).</summary>
+    internal static bool Reads(SchemaShape.Column column) =>
+        column.ItemType == NumberDataViewType.Single && !column.IsKey && column.Kind == SchemaShape.Column.VectorKind.VariableVector;
+
+    internal override void Check(DataViewType type, string column)
+    {
+        if (!Reads(type))
+            throw new ArgumentException($"Feature column '{column}' must be a variable-length vector of Single (steps × {Features} values) as in training; found {type}.", column);
+    }
+
+    internal override IFeatureReader Reader(DataViewRow row, string column) => new SequenceReader(row.GetGetter<VBuffer<float>>(row.Schema[column]), column, this);
+
+    /// <summary>Statistics per step feature, over real steps only (padding and the length slot excluded).</summary>
+    internal override int StatisticsCount => Features;
+
+    internal override void Observe(ReadOnlySpan<float> row, RunningStatistics stats)
+    {
+        int end = 1 + (int)row[0] * Features;
+        for (int k = 1; k < end; k++) stats.Add((k - 1) % Features, k, row[k]);
+    }
+
+    /// <summary>Each step feature's statistics repeated per step; 0/1 for the length slot.</summary>
+    internal override (float[] Mean, float[] Std) SlotStatistics(RunningStatistics stats)
+    {
+        var mean = stats.Means();
+        var std = stats.Deviations();
+        return ([0f, .. Enumerable.Range(0, Size - 1).Select(k => mean[k % Features])], [1f, .. Enumerable.Range(0, Size - 1).Select(k => std[k % Features])]);
+    }
+
+    internal override bool StatisticsFinal => true;
+
+    /// <summary>
+    /// A variable-length numeric row: its step count in slot 0, then its steps (the first or the last
+    /// <see cref="MaxSteps"/> of a longer row, as configured), then zeros.
+    /// </summary>
+    private sealed class SequenceReader(ValueGetter<VBuffer<float>> getter, string column, SequenceInput s) : IFeatureReader
+    {
+        private VBuffer<float> _buffer;
+
+        public void Read(Span<float> dst, long row)
+        {
+            getter(ref _buffer);
+            int n = _buffer.Length;
+            if (n == 0)
+                throw new InvalidOperationException($"Feature column '{column}' has an empty sequence in row {row}; a sequence needs at least one step. Filter such rows first.");
+            if (n % s.Features != 0)
+                throw new InvalidOperationException(
+                    $"Feature column '{column}' has {n} values in row {row}, not a whole number of steps of {s.Features} features (SequenceShape.Features).");
+            int steps = n / s.Features;
+            if (steps > s.MaxSteps && s.Overflow == SequenceOverflow.Error)
+                throw new InvalidOperationException(
+                    $"Feature column '{column}' has a sequence of {steps} steps in row {row}; the maximum is {s.MaxSteps}. " +
+                    "Raise MaxSequenceLength or set SequenceOverflow = Truncate or KeepLast.");
+            int kept = Math.Min(steps, s.MaxSteps);
+            int first = s.Overflow == SequenceOverflow.KeepLast ? steps - kept : 0;
+            dst[..s.Size].Clear();
+            dst[0] = kept;
+            var values = dst.Slice(1, kept * s.Features);
+            if (_buffer.IsDense) _buffer.GetValues().Slice(first * s.Features, values.Length).CopyTo(values);
+            else
+            {
+                var v = _buffer.GetValues();
+                var idx = _buffer.GetIndices();
+                for (int i = 0; i < v.Length; i++)
+                {
+                    int j = idx[i] - first * s.Features;
+                    if (j >= 0 && j < values.Length) values[j] = v[i];
+                }
+            }
+            FiniteValues.Check(values, column, row, offset: 1);
+        }
+    }
 
     /// <summary>True for a variable-length vector of Single (the column type a <see cref="SequenceInput"/> reads).</summary>
     public static bool Reads(DataViewType type) => type is VectorDataViewType { Size: 0 } v && v.ItemType == NumberDataViewType.Single;

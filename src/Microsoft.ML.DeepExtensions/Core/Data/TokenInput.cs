@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepExtensions.Data;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions;
@@ -39,8 +40,64 @@ public interface ITokenSequenceOptions
 /// <param name="VocabularySize">V: the key type's count.</param>
 /// <param name="MaxLength">Tokens read per row.</param>
 /// <param name="Overflow">What happens to longer rows.</param>
-public sealed record TokenInput(int VocabularySize, int MaxLength, SequenceOverflow Overflow = SequenceOverflow.Truncate)
+[SerializedName("tokens")]
+public sealed record TokenInput(int VocabularySize, int MaxLength, SequenceOverflow Overflow = SequenceOverflow.Truncate) : FeatureInput
 {
+    /// <summary>Floats per row: <see cref="MaxLength"/> ids.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public override int Size => MaxLength;
+
+    /// <summary>Token ids are indices: never standardised.</summary>
+    internal override bool Standardized => false;
+
+    internal override int? Steps => MaxLength;
+
+    /// <summary>Whether a column of this shape is a token sequence (for <c>GetOutputSchema</c>).</summary>
+    internal static bool Reads(SchemaShape.Column column) => column.IsKey && column.Kind != SchemaShape.Column.VectorKind.Scalar;
+
+    internal override void Check(DataViewType type, string column)
+    {
+        if (type is not VectorDataViewType { ItemType: KeyDataViewType key })
+            throw new ArgumentException($"Feature column '{column}' must be a vector of keys (token ids, from TokenizeIntoWords → MapValueToKey) as in training; found {type}.", column);
+        if (key.Count != (ulong)VocabularySize)
+            throw new ArgumentException(
+                $"Feature column '{column}' has a vocabulary of {key.Count} keys, but the network was built for {VocabularySize}; " +
+                "the data must come from the same MapValueToKey as the training data.", column);
+    }
+
+    internal override IFeatureReader Reader(DataViewRow row, string column) => new TokenReader(row.GetGetter<VBuffer<uint>>(row.Schema[column]), column, this);
+
+    /// <summary>The row's keys as ids (key k → k, key 0 → unknown), padded with 0; an empty row becomes one unknown token.</summary>
+    private sealed class TokenReader(ValueGetter<VBuffer<uint>> getter, string column, TokenInput t) : IFeatureReader
+    {
+        private VBuffer<uint> _keys;
+
+        public void Read(Span<float> dst, long row)
+        {
+            getter(ref _keys);
+            int n = _keys.Length;
+            if (n > t.MaxLength && t.Overflow == SequenceOverflow.Error)
+                throw new InvalidOperationException(
+                    $"Feature column '{column}' has a sequence of {n} tokens in row {row}; the maximum is {t.MaxLength}. " +
+                    "Raise MaxSequenceLength or set SequenceOverflow = Truncate.");
+            dst[..t.MaxLength].Clear();
+            if (n == 0)
+            {
+                dst[0] = t.UnknownId;
+                return;
+            }
+            int i = 0, skip = t.Overflow == SequenceOverflow.KeepLast ? Math.Max(0, n - t.MaxLength) : 0;
+            foreach (uint k in _keys.DenseValues())
+            {
+                if (skip > 0) { skip--; continue; }
+                if (i == t.MaxLength) break;
+                if (k > t.VocabularySize)
+                    throw new InvalidOperationException($"Feature column '{column}' has key {k} in row {row}, outside its vocabulary of {t.VocabularySize}.");
+                dst[i++] = k == 0 ? t.UnknownId : k;
+            }
+        }
+    }
+
     /// <summary>The id padding positions hold (0).</summary>
     public const int PaddingId = 0;
 

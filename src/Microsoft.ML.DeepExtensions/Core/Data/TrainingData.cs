@@ -12,19 +12,11 @@ namespace Microsoft.ML.DeepExtensions.Data;
 /// </summary>
 internal sealed class TrainingData : IDisposable
 {
-    private readonly IDataView _data;
-    private readonly string _featureName;
-    private readonly string? _labelName;
-    private readonly LabelInfo? _label;
-    private readonly RowFilter _filter;
-    private readonly long _budgetBytes;
-    private readonly ImageShape? _image;
-    private readonly TokenInput? _tokens;
-    private readonly SequenceInput? _sequence;
+    private readonly TrainingRequest _request;
     private Tensor? _x;
     private Tensor? _y;
 
-    public int FeatureSize { get; }
+    public int FeatureSize => _request.Input.Size;
     public long Count { get; private set; }
     public bool IsCached => _x is not null;
     public float[] FeatureMean { get; private set; } = [];
@@ -36,83 +28,62 @@ internal sealed class TrainingData : IDisposable
     /// <summary>Rows per class (classification).</summary>
     public long[] ClassCounts { get; private set; } = [];
 
-    private TrainingData(IDataView data, string featureName, int featureSize, ImageShape? image, TokenInput? tokens, SequenceInput? sequence, string? labelName, LabelInfo? label, RowFilter filter, long budgetBytes)
-    {
-        _data = data; _featureName = featureName; FeatureSize = featureSize; _image = image; _tokens = tokens; _sequence = sequence; _labelName = labelName; _label = label;
-        _filter = filter; _budgetBytes = budgetBytes;
-    }
+    private TrainingData(TrainingRequest request) => _request = request;
 
     /// <summary>
-    /// Reads, validates and (budget permitting) caches the rows that <paramref name="filter"/> keeps. A null
-    /// <paramref name="labelName"/>/<paramref name="label"/> reads features only. For variable-length numeric sequences
-    /// (<paramref name="sequence"/>), <see cref="FeatureMean"/>/<see cref="FeatureStd"/> hold each step feature's
-    /// statistics over real steps only (padding excluded), repeated per step, and 0/1 for the length slot.
+    /// Reads, validates and (budget permitting) caches the rows the request's filter keeps. Without a label the features
+    /// alone are read. <see cref="FeatureMean"/>/<see cref="FeatureStd"/> are per slot as the input computes them (for a
+    /// variable-length sequence: each step feature over real steps only).
     /// </summary>
-    public static TrainingData Load(IDataView data, string featureName, int featureSize, ImageShape? image, string? labelName, LabelInfo? label,
-        RowFilter filter, long budgetBytes, Device device, CancellationToken token, string role, bool allowEmpty = false, TokenInput? tokens = null,
-        SequenceInput? sequence = null)
+    public static TrainingData Load(TrainingRequest request)
     {
-        var set = new TrainingData(data, featureName, featureSize, image, tokens, sequence, labelName, label, filter, budgetBytes);
-        set.FirstPass(device, token, role, allowEmpty);
+        var set = new TrainingData(request);
+        set.FirstPass();
         return set;
     }
 
-    private void FirstPass(Device device, CancellationToken token, string role, bool allowEmpty)
+    private void FirstPass()
     {
+        var q = _request;
         int d = FeatureSize;
-        // Running statistics per slot, or per step feature over real steps for a variable-length sequence.
-        int stats = _sequence?.Features ?? d;
-        var mean = new double[stats];
-        var m2 = new double[stats];
-        var counts = new long[stats];
-        var min = Enumerable.Repeat(float.PositiveInfinity, d).ToArray();
-        var max = Enumerable.Repeat(float.NegativeInfinity, d).ToArray();
+        var stats = new RunningStatistics(q.Input.StatisticsCount, d);
         double tMean = 0, tM2 = 0;
-        var classCounts = new long[Math.Max(_label?.ClassCount ?? 0, 0)];
+        var classCounts = new long[Math.Max(q.Label?.ClassCount ?? 0, 0)];
         var row = new float[d];
-        var xs = new GrowingBuffer(d, _budgetBytes);
-        int w = _label?.Width ?? 1;
+        var xs = new GrowingBuffer(d, q.BudgetBytes);
+        int w = q.Label?.Width ?? 1;
         var ys = new GrowingBuffer(w, long.MaxValue);
         var y = new float[w];
         long n = 0, targets = 0;
 
-        using (var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName)))
+        using (var cursor = q.Data.GetRowCursor(FeatureReader.Needed(q.Data.Schema, q.FeatureColumn, q.LabelColumn)))
         {
-            var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens, _sequence);
+            var reader = new FeatureReader(cursor, q.FeatureColumn, q.Input, q.LabelColumn, q.Label);
             long r = -1;
             while (cursor.MoveNext())
             {
                 r++;
-                if (!_filter.Keep(r)) continue;
-                if ((r & 1023) == 0) token.ThrowIfCancellationRequested();
+                if (!q.Filter.Keep(r)) continue;
+                if ((r & 1023) == 0) q.Token.ThrowIfCancellationRequested();
                 reader.ReadFeatures(row, r);
-                if (_label is not null) reader.ReadLabel(y, r);
+                if (q.Label is not null) reader.ReadLabel(y, r);
                 n++;
-                int first = _sequence is null ? 0 : 1, end = _sequence is null ? d : 1 + (int)row[0] * stats;
-                for (int k = first; k < end; k++)
-                {
-                    int i = (k - first) % stats;
-                    double delta = row[k] - mean[i];
-                    mean[i] += delta / ++counts[i];
-                    m2[i] += delta * (row[k] - mean[i]);
-                    min[k] = Math.Min(min[k], row[k]);
-                    max[k] = Math.Max(max[k], row[k]);
-                }
-                if (_label?.Task == DeepTask.Regression)
+                q.Input.Observe(row, stats);
+                if (q.Label?.Task == DeepTask.Regression)
                 {
                     foreach (float v in y)
                     {
                         double delta = v - tMean; tMean += delta / ++targets; tM2 += delta * (v - tMean);
                     }
                 }
-                else if (_label is not null)
+                else if (q.Label is not null)
                 {
                     foreach (float v in y)
                     {
                         int c = (int)v;
                         if (c == (int)FeatureReader.NoClass && w > 1) continue;   // an unlabelled step
                         if (c < 0 || c >= classCounts.Length)
-                            throw new InvalidOperationException($"Label column '{_labelName}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
+                            throw new InvalidOperationException($"Label column '{q.LabelColumn}' has class {c} in row {r}, outside the {classCounts.Length} classes of its type.");
                         classCounts[c]++;
                     }
                 }
@@ -120,23 +91,21 @@ internal sealed class TrainingData : IDisposable
                 ys.Add(y);
             }
         }
-        if (n == 0 && !allowEmpty)
-            throw new InvalidOperationException($"The {role} data has no rows (feature column '{_featureName}', label column '{_labelName}'); there is nothing to train on.");
+        if (n == 0 && !q.AllowEmpty)
+            throw new InvalidOperationException($"The {q.Role} data has no rows (feature column '{q.FeatureColumn}', label column '{q.LabelColumn}'); there is nothing to train on.");
 
         Count = n;
         if (n == 0) return;
-        var std = m2.Select((v, i) => (float)Math.Sqrt(v / Math.Max(counts[i], 1))).ToArray();
-        FeatureMean = _sequence is null ? mean.Select(m => (float)m).ToArray() : [0f, .. Enumerable.Range(0, d - 1).Select(k => (float)mean[k % stats])];
-        FeatureStd = _sequence is null ? std : [1f, .. Enumerable.Range(0, d - 1).Select(k => std[k % stats])];
-        FeatureMin = min;
-        FeatureMax = max;
+        (FeatureMean, FeatureStd) = q.Input.SlotStatistics(stats);
+        FeatureMin = stats.Min;
+        FeatureMax = stats.Max;
         TargetMean = (float)tMean;
         TargetStd = (float)Math.Sqrt(tM2 / Math.Max(targets, 1));
         ClassCounts = classCounts;
         if (!xs.Overflowed)
         {
-            _x = xs.ToTensor(n, device);
-            using var labels = ys.ToTensor(n, device);
+            _x = xs.ToTensor(n, q.Device);
+            using var labels = ys.ToTensor(n, q.Device);
             _y = w == 1 ? labels.reshape(n) : labels.alias();
         }
     }
@@ -188,16 +157,30 @@ internal sealed class TrainingData : IDisposable
         foreach (var b in StreamBatches(batchSize, shuffleSeed, device, token)) yield return b;
     }
 
+    /// <summary>
+    /// A streamed batch onto the device. For a GPU it is staged in pinned (page-locked) host memory and copied without
+    /// blocking, so the host reads the next rows while the copy runs (libtorch's pinned allocator keeps the staging
+    /// memory until the copy is done); elsewhere it is created where it is used.
+    /// </summary>
+    private static Tensor ToDevice(float[] values, long[] shape, Device device)
+    {
+        if (device.type != DeviceType.CUDA) return tensor(values, shape, device: device);
+        using var host = tensor(values, shape);
+        using var pinned = host.pin_memory();
+        return pinned.to(device, non_blocking: true);
+    }
+
     private IEnumerable<(Tensor, Tensor)> StreamBatches(int batchSize, int? shuffleSeed, Device device, CancellationToken token)
     {
+        var q = _request;
         int d = FeatureSize;
-        int capacity = (int)Math.Clamp(_budgetBytes / Math.Max(1, 4L * (d + 1)), batchSize, Math.Max(batchSize, 64L * batchSize));
+        int capacity = (int)Math.Clamp(q.BudgetBytes / Math.Max(1, 4L * (d + 1)), batchSize, Math.Max(batchSize, 64L * batchSize));
         var xs = new float[(long)capacity * d];
-        int w = _label?.Width ?? 1;
+        int w = q.Label?.Width ?? 1;
         var ys = new float[(long)capacity * w];
         var rng = shuffleSeed is int s ? new Random(s) : null;
-        using var cursor = _data.GetRowCursor(FeatureReader.Needed(_data.Schema, _featureName, _labelName));
-        var reader = new FeatureReader(cursor, _featureName, d, _image, _labelName, _label, _tokens, _sequence);
+        using var cursor = q.Data.GetRowCursor(FeatureReader.Needed(q.Data.Schema, q.FeatureColumn, q.LabelColumn));
+        var reader = new FeatureReader(cursor, q.FeatureColumn, q.Input, q.LabelColumn, q.Label);
         long r = -1;
         int filled = 0;
         bool more = true;
@@ -207,9 +190,9 @@ internal sealed class TrainingData : IDisposable
             if (more)
             {
                 r++;
-                if (!_filter.Keep(r)) continue;
+                if (!q.Filter.Keep(r)) continue;
                 reader.ReadFeatures(xs.AsSpan(filled * d, d), r);
-                if (_label is not null) reader.ReadLabel(ys.AsSpan(filled * w, w), r);
+                if (q.Label is not null) reader.ReadLabel(ys.AsSpan(filled * w, w), r);
                 filled++;
                 if (filled < capacity) continue;
             }
@@ -227,7 +210,7 @@ internal sealed class TrainingData : IDisposable
                     Array.Copy(xs, (long)order[start + i] * d, bx, (long)i * d, d);
                     Array.Copy(ys, (long)order[start + i] * w, by, (long)i * w, w);
                 }
-                yield return (tensor(bx.AsSpan(0, len * d).ToArray(), [len, d], device: device), tensor(by.AsSpan(0, len * w).ToArray(), w == 1 ? [len] : [len, w], device: device));
+                yield return (ToDevice(bx.AsSpan(0, len * d).ToArray(), [len, d], device), ToDevice(by.AsSpan(0, len * w).ToArray(), w == 1 ? [len] : [len, w], device));
             }
             filled = 0;
         }
@@ -272,6 +255,26 @@ internal sealed class TrainingData : IDisposable
             using (t) return t.to(device);
         }
     }
+}
+
+/// <summary>What <see cref="TrainingData.Load"/> reads: the data, its feature column and how to read it, the label, which rows, and where to.</summary>
+/// <param name="Data">The data view.</param>
+/// <param name="FeatureColumn">The feature column's name.</param>
+/// <param name="Input">How the feature column is read.</param>
+internal sealed record TrainingRequest(IDataView Data, string FeatureColumn, FeatureInput Input)
+{
+    /// <summary>The label column; null reads features only (every label reads as 0).</summary>
+    public string? LabelColumn { get; init; }
+    public LabelInfo? Label { get; init; }
+    public RowFilter Filter { get; init; } = RowFilter.All;
+    /// <summary>Data up to this many bytes is cached as tensors; larger data is streamed each epoch.</summary>
+    public long BudgetBytes { get; init; } = long.MaxValue;
+    public Device Device { get; init; } = CPU;
+    public CancellationToken Token { get; init; }
+    /// <summary>"training" or "validation", for messages.</summary>
+    public string Role { get; init; } = "training";
+    /// <summary>Whether no row is acceptable (a held-out split of small data).</summary>
+    public bool AllowEmpty { get; init; }
 }
 
 /// <summary>Which rows belong to a split: a seeded hash of the row index, so cached and streamed reads agree.</summary>

@@ -1,71 +1,20 @@
-using System.Reflection;
 using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions.Network;
 
 /// <summary>
-/// Names a <see cref="NetworkSpec"/> type in saved models (the JSON "family" discriminator). A family's spec class carries
-/// it in its own folder; the core finds every such class of this assembly, and <see cref="NetworkSpec.Register"/> adds
-/// those of other assemblies.
-/// </summary>
-/// <param name="name">The stable name written into model files (never change it once models are saved).</param>
-[AttributeUsage(AttributeTargets.Class, Inherited = false)]
-public sealed class NetworkSpecNameAttribute(string name) : Attribute
-{
-    /// <summary>The name written into model files.</summary>
-    public string Name { get; } = name;
-}
-
-/// <summary>
 /// A plain, serialisable description of a network. It is what a saved model stores, so a model rebuilds itself
-/// with no user code: each family's spec class names itself with <see cref="NetworkSpecNameAttribute"/>.
+/// with no user code: each family's spec class names itself with <see cref="SerializedNameAttribute"/>.
 /// </summary>
 public abstract class NetworkSpec
 {
-    private static readonly Dictionary<string, Type> Registry = typeof(NetworkSpec).Assembly.GetTypes()
-        .Where(t => t.IsSubclassOf(typeof(NetworkSpec)) && !t.IsAbstract && t.GetCustomAttribute<NetworkSpecNameAttribute>() is not null)
-        .ToDictionary(t => t.GetCustomAttribute<NetworkSpecNameAttribute>()!.Name);
-    private static bool _sealed;
-
     /// <summary>
-    /// Registers a spec type of another assembly (it must carry <see cref="NetworkSpecNameAttribute"/>), before the first
-    /// model is trained, saved or loaded in the process. Registering the same type again does nothing.
+    /// Registers a spec type of another assembly (it must carry <see cref="SerializedNameAttribute"/>) so that models of
+    /// that family save and load. Registering the same type again does nothing; a name taken by another type throws.
     /// </summary>
-    public static void Register(Type specType)
-    {
-        ArgumentNullException.ThrowIfNull(specType);
-        if (!specType.IsSubclassOf(typeof(NetworkSpec)) || specType.IsAbstract)
-            throw new ArgumentException($"{specType.Name} is not a concrete NetworkSpec.", nameof(specType));
-        var name = specType.GetCustomAttribute<NetworkSpecNameAttribute>()?.Name
-            ?? throw new ArgumentException($"{specType.Name} needs a [NetworkSpecName(\"...\")] attribute.", nameof(specType));
-        lock (Registry)
-        {
-            if (Registry.TryGetValue(name, out var existing))
-            {
-                if (existing == specType) return;
-                throw new ArgumentException($"The spec name '{name}' is taken by {existing.FullName}.", nameof(specType));
-            }
-            if (_sealed) throw new InvalidOperationException($"Register {specType.Name} before the first model is trained, saved or loaded.");
-            Registry[name] = specType;
-        }
-    }
-
-    /// <summary>A JSON contract modifier: makes <see cref="NetworkSpec"/> polymorphic over the registered spec types.</summary>
-    internal static void AddDerivedTypes(JsonTypeInfo info)
-    {
-        if (info.Type != typeof(NetworkSpec)) return;
-        var options = new JsonPolymorphismOptions { TypeDiscriminatorPropertyName = "family" };
-        lock (Registry)
-        {
-            _sealed = true;
-            foreach (var (name, type) in Registry.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                options.DerivedTypes.Add(new JsonDerivedType(type, name));
-        }
-        info.PolymorphismOptions = options;
-    }
+    public static void Register(Type specType) => Persistence.SerializedTypes.Register(typeof(NetworkSpec), specType);
 
     /// <summary>Length of the flattened feature vector the network reads.</summary>
     public int InputSize { get; set; }
@@ -73,24 +22,38 @@ public abstract class NetworkSpec
     /// <summary>Outputs: 1 (binary logit or regression value) or the number of classes.</summary>
     public int OutputSize { get; set; }
 
-    /// <summary>The image shape an image feature column is decoded to, for networks that read images; null otherwise.</summary>
+    private FeatureInput? _input;
+
+    /// <summary>
+    /// How the feature column is read (a vector, an image, token ids, a numeric sequence). The trainer sets it at Fit; it
+    /// defaults to <see cref="DefaultInput"/>.
+    /// </summary>
     [JsonIgnore]
-    public virtual ImageShape? InputImage => null;
+    public FeatureInput Input
+    {
+        get => _input ?? DefaultInput;
+        set => _input = value;
+    }
 
-    /// <summary>
-    /// For networks that read token sequences: how the key vector is read (vocabulary, maximum length). The trainer sets
-    /// it after building the spec; null for float input.
-    /// </summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public TokenInput? InputTokens { get; set; }
+    /// <summary>What a spec reads when no input was set: a vector of <see cref="InputSize"/> floats (an image for a CNN).</summary>
+    [JsonIgnore]
+    protected virtual FeatureInput DefaultInput => new VectorInput(InputSize);
 
-    /// <summary>
-    /// For networks that read variable-length numeric sequences: how the vector of Single is read (values per step, maximum
-    /// steps, overflow; the input is <see cref="SequenceInput.Size"/> floats). The trainer sets it after building the spec;
-    /// null for fixed-size input.
-    /// </summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public SequenceInput? InputSequence { get; set; }
+    /// <summary>The input as the model file stores it: only when it is not the default.</summary>
+    [JsonInclude, JsonPropertyName("Input"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    internal FeatureInput? StoredInput
+    {
+        get => _input is null || _input == DefaultInput ? null : _input;
+        set => _input = value;
+    }
+
+    /// <summary>Model files written before <see cref="Input"/> existed stored token inputs here.</summary>
+    [JsonInclude, JsonPropertyName("InputTokens"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    internal TokenInput? LegacyTokens { get => null; set => _input ??= value; }
+
+    /// <summary>Model files written before <see cref="Input"/> existed stored numeric-sequence inputs here.</summary>
+    [JsonInclude, JsonPropertyName("InputSequence"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    internal SequenceInput? LegacySequence { get => null; set => _input ??= value; }
 
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]

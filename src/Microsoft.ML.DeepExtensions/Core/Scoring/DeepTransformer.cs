@@ -24,7 +24,7 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
     internal const string LoaderSignature = "DeepExtensionsModel";
     private const string ModelSignature = "DEEPXNET";
     private const uint ModelVersion = 0x00010001;
-    private static readonly byte[] Magic = "MLDEEPX\u0001"u8.ToArray();
+    private static readonly byte[] Magic = "MLDEEPX"u8.ToArray();
 
     private readonly object _lock = new();
     private readonly DeepNetwork _network;
@@ -90,11 +90,7 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
 
     private OutputColumns OutputSchema(DataViewSchema input)
     {
-        int size = ColumnChecks.FeatureSize(input, Manifest.FeatureColumnName, Manifest.Spec.InputImage, Manifest.Spec.InputTokens, Manifest.Spec.InputSequence);
-        if (size != Manifest.Spec.InputSize)
-            throw new ArgumentException(
-                $"Feature column '{Manifest.FeatureColumnName}' has {size} values, but the model was trained on {Manifest.Spec.InputSize}.",
-                Manifest.FeatureColumnName);
+        Manifest.Spec.Input.Check(ColumnChecks.Find(input, Manifest.FeatureColumnName, "Feature").Type, Manifest.FeatureColumnName);
         return new OutputColumns(input, Manifest);
     }
 
@@ -134,11 +130,7 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
         return copy;
     }
 
-    ImageShape? IBatchScorer.InputImage => Manifest.Spec.InputImage;
-
-    TokenInput? IBatchScorer.InputTokens => Manifest.Spec.InputTokens;
-
-    SequenceInput? IBatchScorer.InputSequence => Manifest.Spec.InputSequence;
+    FeatureInput IBatchScorer.Input => Manifest.Spec.Input;
 
     float[] IBatchScorer.ScoreBatch(float[] features, int rows) => ScoreBatch(features, rows);
 

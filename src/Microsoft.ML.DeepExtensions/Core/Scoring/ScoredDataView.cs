@@ -9,14 +9,8 @@ internal interface IBatchScorer
     /// <summary>The feature column the model reads.</summary>
     string FeatureColumnName { get; }
 
-    /// <summary>The image shape an image feature column is decoded to; null for vectors.</summary>
-    ImageShape? InputImage { get; }
-
-    /// <summary>How a token (key vector) feature column is read; null for float input.</summary>
-    TokenInput? InputTokens { get; }
-
-    /// <summary>How a variable-length numeric sequence column is read; null for fixed-size input.</summary>
-    SequenceInput? InputSequence => null;
+    /// <summary>How the feature column is read.</summary>
+    FeatureInput Input { get; }
 
     /// <summary>Scores <paramref name="rows"/> rows of flattened features; <see cref="OutputColumns.Width"/> values per row.</summary>
     float[] ScoreBatch(float[] features, int rows);
@@ -72,7 +66,7 @@ internal sealed class ScoredDataView(IBatchScorer model, IDataView input, Output
             if (scoringSource is not null)
             {
                 _ahead = scoringSource.GetRowCursor([scoringSource.Schema[model.FeatureColumnName]]);
-                _reader = new FeatureReader(_ahead, model.FeatureColumnName, outputs.FeatureSize, model.InputImage, tokens: model.InputTokens, sequence: model.InputSequence);
+                _reader = new FeatureReader(_ahead, model.FeatureColumnName, model.Input);
             }
         }
 
@@ -166,7 +160,7 @@ internal sealed class ScoringRowMapper(IBatchScorer model, OutputColumns outputs
         private float[] Scores()
         {
             if (_scoredPosition == _input.Position && _input.Position >= 0) return _scores;
-            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _features.Length, _model.InputImage, tokens: _model.InputTokens, sequence: _model.InputSequence);
+            _reader ??= new FeatureReader(_input, _model.FeatureColumnName, _model.Input);
             _reader.ReadFeatures(_features, _input.Position);
             _scores = _model.ScoreBatch(_features, 1);
             _scoredPosition = _input.Position;

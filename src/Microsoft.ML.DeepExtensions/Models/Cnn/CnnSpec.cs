@@ -62,7 +62,7 @@ public sealed class Augmentation
 /// A convolutional network: the flat feature vector is viewed as an image (channels × height × width), goes through
 /// convolution blocks, is flattened, then through dense layers with dropout to the output layer.
 /// </summary>
-[NetworkSpecName("cnn")]
+[SerializedName("cnn")]
 public sealed class CnnSpec : NetworkSpec
 {
     /// <summary>Image channels.</summary>
@@ -88,7 +88,7 @@ public sealed class CnnSpec : NetworkSpec
     public override string Family => "CNN";
 
     /// <inheritdoc />
-    public override ImageShape? InputImage => new(Channels, Height, Width);
+    protected override FeatureInput DefaultInput => new ImageInput(new ImageShape(Channels, Height, Width));
 
     /// <summary>The output shape (channels, height, width) after each block's convolution and pooling; throws naming the block whose map shrinks below 1×1.</summary>
     public IReadOnlyList<(int C, int H, int W, int ConvH, int ConvW)> Shapes()

@@ -3,28 +3,6 @@ using Microsoft.ML.DeepExtensions.Network;
 
 namespace Microsoft.ML.DeepExtensions;
 
-/// <summary>An image's shape: channels × height × width.</summary>
-/// <param name="Channels">1 (grayscale) or 3 (colour), or any count.</param>
-/// <param name="Height">Rows of pixels.</param>
-/// <param name="Width">Columns of pixels.</param>
-public sealed record ImageShape(int Channels, int Height, int Width)
-{
-    /// <summary>Values in the flattened image.</summary>
-    public int Size => Channels * Height * Width;
-
-    /// <summary>Guesses a square grayscale (n = s²) or square RGB (n = 3s²) shape; null when neither fits.</summary>
-    public static ImageShape? Infer(int size)
-    {
-        int s = (int)Math.Round(Math.Sqrt(size));
-        if (s * s == size) return new ImageShape(1, s, s);
-        int s3 = (int)Math.Round(Math.Sqrt(size / 3.0));
-        return size % 3 == 0 && 3 * s3 * s3 == size ? new ImageShape(3, s3, s3) : null;
-    }
-
-    /// <inheritdoc />
-    public override string ToString() => $"{Channels}×{Height}×{Width}";
-}
-
 /// <summary>
 /// Trains a convolutional network on images for binary, multiclass or regression tasks. The feature column is a float
 /// vector holding each image — from ML.NET's <c>LoadImages → ResizeImages → ExtractPixels</c> (planar by default; set
@@ -71,33 +49,47 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Cnn(options)</c>).</summary>
     public CnnTrainer(MLContext context, Options options) : base(context, options, nameof(CnnTrainer)) { }
 
-    /// <inheritdoc />
-    protected override bool AcceptsImages => true;
+    /// <summary>
+    /// An image: an MLImage column decoded to <see cref="Options.ImageShape"/> (default: 3 channels at the column's fixed
+    /// size), or a vector of its pixels (shape: <see cref="Options.ImageShape"/>, else a square grayscale or RGB image).
+    /// </summary>
+    protected override FeatureInput InputFor(DataViewType type, string column)
+    {
+        var o = TrainerOptions;
+        if (type is Microsoft.ML.Transforms.Image.ImageDataViewType img)
+        {
+            var shape = o.ImageShape ?? (img.Height > 0 && img.Width > 0 ? new ImageShape(3, img.Height, img.Width) : null)
+                ?? throw new ArgumentException($"Feature column '{column}' holds images of varying size; set ImageShape (and ResizeImages to it).", column);
+            var input = new ImageInput(shape);
+            input.Check(type, column);
+            return input;
+        }
+        int size = VectorInput.For(type, column).Size;
+        var pixels = o.ImageShape ?? ImageShape.Infer(size) ?? throw new ArgumentException(
+            $"Feature column '{column}' has {size} values, which is not a square grayscale or RGB image; set ImageShape (channels × height × width).", column);
+        if (pixels.Size != size)
+            throw new ArgumentException($"Feature column '{column}' has {size} values, but ImageShape {pixels} needs {pixels.Size}.", column);
+        return new ImageInput(pixels);
+    }
 
-    /// <summary>An MLImage column is decoded to <see cref="Options.ImageShape"/> (default: 3 channels at the column's fixed size).</summary>
-    protected override ImageShape? ImageInput(DataViewType featureType) =>
-        featureType is not Microsoft.ML.Transforms.Image.ImageDataViewType img ? null
-        : TrainerOptions.ImageShape ?? (img.Height > 0 && img.Width > 0 ? new ImageShape(3, img.Height, img.Width) : null)
-          ?? throw new ArgumentException($"Feature column '{TrainerOptions.FeatureColumnName}' holds images of varying size; set ImageShape (and ResizeImages to it).",
-              TrainerOptions.FeatureColumnName);
+    /// <inheritdoc />
+    protected override bool Reads(SchemaShape.Column feature) => ImageInput.Reads(feature);
+
+    /// <inheritdoc />
+    protected override string Expects => "an image (MLImage) or a known-size vector of Single holding its pixels";
 
     /// <summary>Pixels share one scale: standardise with one mean and deviation.</summary>
     protected override bool StandardizePerFeature => false;
 
     /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task)
+    protected override NetworkSpec CreateSpec(SpecRequest request)
     {
         var o = TrainerOptions;
-        var shape = o.ImageShape ?? ImageShape.Infer(inputSize) ?? throw new ArgumentException(
-            $"Feature column '{o.FeatureColumnName}' has {inputSize} values, which is not a square grayscale or RGB image; set ImageShape (channels × height × width).",
-            o.FeatureColumnName);
-        if (shape.Size != inputSize)
-            throw new ArgumentException(
-                $"Feature column '{o.FeatureColumnName}' has {inputSize} values, but ImageShape {shape} needs {shape.Size}.", o.FeatureColumnName);
+        var shape = ((ImageInput)request.Input).Shape;
         return new CnnSpec
         {
-            InputSize = inputSize,
-            OutputSize = outputSize,
+            InputSize = shape.Size,
+            OutputSize = request.OutputSize,
             Channels = shape.Channels,
             Height = shape.Height,
             Width = shape.Width,

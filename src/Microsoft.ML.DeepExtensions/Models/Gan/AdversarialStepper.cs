@@ -65,7 +65,7 @@ internal sealed class AdversarialStepper : IStepper
             : nn.functional.binary_cross_entropy_with_logits(dReal, torch.full_like(dReal, _realTarget))
               + nn.functional.binary_cross_entropy_with_logits(dFake, torch.zeros_like(dFake));
         dLoss.backward();
-        if (_clip is double c) nn.utils.clip_grad_norm_(_network.Discriminator.parameters(), c);
+        if (_clip is double c) Optimizers.ClipGradients(_network.Discriminator.parameters(), c);
         _discriminator.step();
         _discriminatorLoss.Add(dLoss, n);
 
@@ -75,7 +75,7 @@ internal sealed class AdversarialStepper : IStepper
         var score = _network.Discriminate(_network.Generate(torch.randn(n, latent, device: _device), oneHot), oneHot);
         var gLoss = _wgan ? -score.mean() : nn.functional.binary_cross_entropy_with_logits(score, torch.ones_like(score));
         gLoss.backward();
-        if (_clip is double g) nn.utils.clip_grad_norm_(_network.Generator.parameters(), g);
+        if (_clip is double g) Optimizers.ClipGradients(_network.Generator.parameters(), g);
         _generator.step();
         _generatorLoss.Add(gLoss, n);
     }

@@ -26,7 +26,7 @@ public enum GanLoss
 /// (Radford et al. 2016): transposed convolutions with batch norm up from a small map in the generator, strided
 /// convolutions with leaky ReLU down in the discriminator. <see cref="NetworkSpec.Build"/> builds the discriminator.
 /// </summary>
-[NetworkSpecName("gan")]
+[SerializedName("gan")]
 public sealed class GanSpec : NetworkSpec
 {
     /// <summary>Length of the latent (noise) vector the generator reads.</summary>

@@ -179,7 +179,8 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         var o = TrainerOptions;
 
         // 1. Schema: clear errors before anything is read.
-        int featureSize = ColumnChecks.FeatureSize(input.Schema, o.FeatureColumnName);
+        var features = VectorInput.For(ColumnChecks.Find(input.Schema, o.FeatureColumnName, "Feature").Type, o.FeatureColumnName);
+        int featureSize = features.Size;
         LabelInfo? label = null;
         if (o.LabelColumnName is string labelName)
         {
@@ -198,8 +199,10 @@ public sealed class GanTrainer : IEstimator<GanTransformer>
         ch.Info(MessageSensitivity.None, $"GanTrainer: {spec.Family}, {featureSize} features, {(label is null ? "unconditional" : label.ClassCount + " classes")}, {o.Loss}, device {device}, seed {seed}.");
 
         // 2. Data: one validating pass, cached as tensors when it fits the budget.
-        using var train = TrainingData.Load(input, o.FeatureColumnName, featureSize, null, o.LabelColumnName, label, RowFilter.All,
-            (long)o.CacheBudgetMegabytes * 1024 * 1024, device, o.CancellationToken, "training");
+        using var train = TrainingData.Load(new TrainingRequest(input, o.FeatureColumnName, features)
+        {
+            LabelColumn = o.LabelColumnName, Label = label, BudgetBytes = (long)o.CacheBudgetMegabytes * 1024 * 1024, Device = device, Token = o.CancellationToken,
+        });
         if (train.Count < 2)
             throw new InvalidOperationException($"The training data has {train.Count} row(s) in feature column '{o.FeatureColumnName}'; a GAN needs at least 2.");
 

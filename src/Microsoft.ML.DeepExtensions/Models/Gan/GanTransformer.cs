@@ -23,7 +23,7 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     internal const string LoaderSignature = "DeepExtensionsGan";
     private const string ModelSignature = "DEEPXGAN";
     private const uint ModelVersion = 0x00010001;
-    private static readonly byte[] Magic = "MLDEEPG\u0001"u8.ToArray();
+    private static readonly byte[] Magic = "MLDEEPG"u8.ToArray();
 
     private readonly object _lock = new();
     private readonly MLContext _context;
@@ -75,9 +75,7 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     /// <inheritdoc />
     public bool IsRowToRowMapper => true;
 
-    ImageShape? IBatchScorer.InputImage => null;
-
-    TokenInput? IBatchScorer.InputTokens => null;
+    FeatureInput IBatchScorer.Input => new VectorInput(Spec.InputSize);
 
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema).Schema;
@@ -90,9 +88,7 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
 
     private OutputColumns OutputSchema(DataViewSchema input)
     {
-        int size = ColumnChecks.FeatureSize(input, FeatureColumnName);
-        if (size != Spec.InputSize)
-            throw new ArgumentException($"Feature column '{FeatureColumnName}' has {size} values, but the GAN was trained on {Spec.InputSize}.", FeatureColumnName);
+        new VectorInput(Spec.InputSize).Check(ColumnChecks.Find(input, FeatureColumnName, "Feature").Type, FeatureColumnName);
         return new OutputColumns(input, Manifest);
     }
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DeepExtensions.Models;
 
 /// <summary>A multilayer perceptron: hidden Linear layers (optional batch norm), an activation and dropout each, then a Linear output.</summary>
-[NetworkSpecName("mlp")]
+[SerializedName("mlp")]
 public sealed class MlpSpec : NetworkSpec
 {
     /// <summary>Hidden layer widths, input side first.</summary>

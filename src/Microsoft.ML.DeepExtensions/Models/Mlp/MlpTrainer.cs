@@ -32,10 +32,10 @@ public sealed class MlpTrainer : DeepTrainerBase<MlpTrainer.Options>
     public MlpTrainer(MLContext context, Options options) : base(context, options, nameof(MlpTrainer)) { }
 
     /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) => new MlpSpec
+    protected override NetworkSpec CreateSpec(SpecRequest request) => new MlpSpec
     {
-        InputSize = inputSize,
-        OutputSize = outputSize,
+        InputSize = request.Input.Size,
+        OutputSize = request.OutputSize,
         HiddenSizes = TrainerOptions.HiddenLayers.ToArray(),
         Activations = TrainerOptions.LayerActivations?.ToArray() ?? TrainerOptions.HiddenLayers.Select(_ => TrainerOptions.Activation).ToArray(),
         Dropout = TrainerOptions.Dropout,

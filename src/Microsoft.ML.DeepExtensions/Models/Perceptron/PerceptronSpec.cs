@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.DeepExtensions.Models;
 
 /// <summary>Rosenblatt's perceptron: one linear unit w·x + b (the bias unit) thresholded by a step.</summary>
-[NetworkSpecName("perceptron")]
+[SerializedName("perceptron")]
 public sealed class PerceptronSpec : NetworkSpec
 {
     /// <inheritdoc />

@@ -44,8 +44,8 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
     protected override bool HasProbability => false;
 
     /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) =>
-        new PerceptronSpec { InputSize = inputSize, OutputSize = outputSize };
+    protected override NetworkSpec CreateSpec(SpecRequest request) =>
+        new PerceptronSpec { InputSize = request.Input.Size, OutputSize = request.OutputSize };
 
     internal override IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
         new RosenblattStepper(network, TrainerOptions.Averaged);

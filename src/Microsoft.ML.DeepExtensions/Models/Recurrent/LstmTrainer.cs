@@ -124,25 +124,42 @@ public sealed class LstmTrainer : DeepTrainerBase<LstmTrainer.Options>
         return shape;
     }
 
-    /// <summary>A variable-length vector of Single is read as steps of <see cref="SequenceShape.Features"/> values (default 1), at most <see cref="Options.MaxSequenceLength"/> steps.</summary>
-    protected override SequenceInput? VariableLengthInput =>
-        new(TrainerOptions.SequenceShape?.Features ?? 1, TrainerOptions.MaxSequenceLength, TrainerOptions.SequenceOverflow);
-
-    /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(SequenceInput input, int outputSize, DeepTask task)
+    /// <summary>
+    /// A vector of keys is read as token ids; a variable-length vector of Single as steps of
+    /// <see cref="SequenceShape.Features"/> values (default 1), at most <see cref="Options.MaxSequenceLength"/> steps; a
+    /// known-size vector as <see cref="Options.SequenceShape"/> (default: one value per step).
+    /// </summary>
+    protected override FeatureInput InputFor(DataViewType type, string column)
     {
         var o = TrainerOptions;
-        if (o.Output == SequenceOutput.ManyToMany)
-            throw new ArgumentException(
-                $"Feature column '{o.FeatureColumnName}' holds variable-length sequences; many-to-many needs a fixed number of steps (a known-size vector with SequenceShape).",
-                o.FeatureColumnName);
-        return NewSpec(input.Size, input.MaxSteps, input.Features, outputSize, 1);
+        if (TokenInput.For(type, column, o.MaxSequenceLength, o.SequenceOverflow) is { } tokens) return tokens;
+        if (!SequenceInput.Reads(type)) return base.InputFor(type, column);
+        var sequence = new SequenceInput(o.SequenceShape?.Features ?? 1, o.MaxSequenceLength, o.SequenceOverflow);
+        sequence.Validate();
+        return sequence;
     }
 
     /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task)
+    protected override bool Reads(SchemaShape.Column feature) => TokenInput.Reads(feature) || SequenceInput.Reads(feature) || base.Reads(feature);
+
+    /// <inheritdoc />
+    protected override string Expects => "a known-size vector of Single (T × F steps), a variable-length vector of Single, or a token sequence (a vector of keys)";
+
+    /// <inheritdoc />
+    protected override NetworkSpec CreateSpec(SpecRequest request)
     {
         var o = TrainerOptions;
+        int outputSize = request.OutputSize;
+        if (request.Input is SequenceInput input)
+        {
+            if (o.Output == SequenceOutput.ManyToMany)
+                throw new ArgumentException(
+                    $"Feature column '{o.FeatureColumnName}' holds variable-length sequences; many-to-many needs a fixed number of steps (a known-size vector with SequenceShape).",
+                    o.FeatureColumnName);
+            return NewSpec(input.Size, input.MaxSteps, input.Features, outputSize, 1);
+        }
+        int inputSize = request.Input.Size;
+        var task = request.Task;
         var shape = Shape(inputSize);
         // Many-to-many: one output per step — a value (vector-of-Single label of T values) or K class scores (key-vector label).
         int perStep = outputSize / shape.Steps;

@@ -26,15 +26,21 @@ public enum SequenceOutput
 
 /// <summary>
 /// A recurrent network: the flat feature vector is read as <see cref="Steps"/> steps of <see cref="StepFeatures"/> values
-/// (for a variable-length numeric sequence, <see cref="NetworkSpec.InputSequence"/>: each row's own number of steps, at most
+/// (for a variable-length numeric sequence, <see cref="SequenceInput"/>: each row's own number of steps, at most
 /// <see cref="Steps"/>, packed by length; or, for token sequences, as <see cref="Steps"/> = MaxLength token ids, embedded in <see cref="EmbeddingSize"/> dimensions
 /// and packed so padding never reaches the recurrent layers),
 /// runs through <see cref="NumLayers"/> stacked RNN/LSTM/GRU layers (optionally bidirectional, with dropout between layers),
 /// then the last step's state (many-to-one) or every step's output (many-to-many) goes through dense layers to the output.
 /// </summary>
-[NetworkSpecName("recurrent")]
+[SerializedName("recurrent")]
 public sealed class RecurrentSpec : NetworkSpec
 {
+    /// <summary>The token input, when the network reads token ids.</summary>
+    internal TokenInput? Tokens => Input as TokenInput;
+
+    /// <summary>The variable-length numeric input, when the network reads one.</summary>
+    internal SequenceInput? Sequence => Input as SequenceInput;
+
     /// <summary>The cell.</summary>
     public RecurrentCell Cell { get; set; } = RecurrentCell.Lstm;
 
@@ -91,7 +97,7 @@ public sealed class RecurrentSpec : NetworkSpec
         if (HiddenSize < 1) throw new InvalidOperationException($"{f}: HiddenSize must be at least 1 (got {HiddenSize}).");
         if (NumLayers < 1) throw new InvalidOperationException($"{f}: NumLayers must be at least 1 (got {NumLayers}).");
         if (Dropout is < 0 or >= 1) throw new InvalidOperationException($"{f}: dropout must be in [0, 1); got {Dropout}.");
-        if (InputSequence is { } seq)
+        if (Sequence is { } seq)
         {
             if (Steps != seq.MaxSteps || StepFeatures != seq.Features || InputSize != seq.Size)
                 throw new InvalidOperationException($"{f}: a variable-length input of at most {seq.MaxSteps} steps × {seq.Features} features is read as {seq.Size} values, not {InputSize} ({Steps} steps × {StepFeatures} features).");
@@ -105,10 +111,10 @@ public sealed class RecurrentSpec : NetworkSpec
         if (DenseLayers.Any(h => h < 1)) throw new InvalidOperationException($"{f}: every dense layer needs at least 1 unit.");
         if (TruncatedBpttSteps is < 1) throw new InvalidOperationException($"{f}: TruncatedBpttSteps must be at least 1 or null (got {TruncatedBpttSteps}).");
         if (UnknownTokenRate is < 0 or >= 1) throw new InvalidOperationException($"{f}: UnknownTokenRate must be in [0, 1); got {UnknownTokenRate}.");
-        if (InputTokens is not null && EmbeddingSize < 1) throw new InvalidOperationException($"{f}: EmbeddingSize must be at least 1 (got {EmbeddingSize}).");
-        if (InputTokens is not null && (Steps != InputTokens.MaxLength || StepFeatures != 1))
-            throw new InvalidOperationException($"{f}: token input reads {InputTokens.MaxLength} ids per row, not {Steps} steps × {StepFeatures} features; leave SequenceShape unset.");
-        if (TruncatedBpttSteps is not null && InputTokens is not null)
+        if (Tokens is not null && EmbeddingSize < 1) throw new InvalidOperationException($"{f}: EmbeddingSize must be at least 1 (got {EmbeddingSize}).");
+        if (Tokens is not null && (Steps != Tokens.MaxLength || StepFeatures != 1))
+            throw new InvalidOperationException($"{f}: token input reads {Tokens.MaxLength} ids per row, not {Steps} steps × {StepFeatures} features; leave SequenceShape unset.");
+        if (TruncatedBpttSteps is not null && Tokens is not null)
             throw new InvalidOperationException($"{f}: truncated BPTT is for long numeric sequences; token sequences are packed and run with full BPTT (set TruncatedBpttSteps = null).");
         if (TruncatedBpttSteps is not null && Bidirectional)
             throw new InvalidOperationException($"{f}: truncated BPTT carries the state forwards in time, so it needs a unidirectional network (set Bidirectional = false).");
@@ -123,7 +129,7 @@ public sealed class RecurrentSpec : NetworkSpec
     {
         int gates = Cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
         long total = 0;
-        int input = InputTokens is null ? StepFeatures : EmbeddingSize;
+        int input = Tokens is null ? StepFeatures : EmbeddingSize;
         for (int l = 0; l < NumLayers; l++)
         {
             total += Directions * (long)gates * HiddenSize * (input + HiddenSize + 2);
@@ -135,12 +141,12 @@ public sealed class RecurrentSpec : NetworkSpec
     /// <inheritdoc />
     public override IEnumerable<LayerInfo> Layers()
     {
-        if (InputTokens is { } tokens)
+        if (Tokens is { } tokens)
         {
             yield return new LayerInfo("input (token ids)", [Steps], 0);
             yield return new LayerInfo($"embedding ({tokens.EmbeddingRows} ids)", [Steps, EmbeddingSize], (long)tokens.EmbeddingRows * EmbeddingSize);
         }
-        else if (InputSequence is not null) yield return new LayerInfo($"input (variable length, ≤ {Steps} steps, packed)", [Steps, StepFeatures], 0);
+        else if (Sequence is not null) yield return new LayerInfo($"input (variable length, ≤ {Steps} steps, packed)", [Steps, StepFeatures], 0);
         else yield return new LayerInfo("input", [Steps, StepFeatures], 0);
         int width = HiddenSize * Directions;
         string dirs = Bidirectional ? ", bidirectional" : "";
@@ -170,7 +176,7 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
     public RecurrentModule(RecurrentSpec spec) : base("Recurrent")
     {
         _spec = spec;
-        if (spec.InputTokens is { } tokens)
+        if (spec.Tokens is { } tokens)
             embedding = nn.Embedding(tokens.EmbeddingRows, spec.EmbeddingSize, padding_idx: TokenInput.PaddingId);
         rnn = CreateRnn(spec, embedding is null ? spec.StepFeatures : spec.EmbeddingSize);
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
@@ -201,7 +207,7 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         if (embedding is not null) return ForwardTokens(x);
-        if (_spec.InputSequence is { } input)
+        if (_spec.Sequence is { } input)
         {
             var batch = SequenceBatch.From(x, input);
             return ForwardPacked(batch.Values, batch.Lengths, x.shape[0]);
@@ -226,7 +232,7 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>
         if (training && _spec.UnknownTokenRate > 0)
         {
             var drop = rand_like(ids, dtype: ScalarType.Float32).lt(_spec.UnknownTokenRate).logical_and(batch.Mask);
-            ids = ids.masked_fill(drop, _spec.InputTokens!.UnknownId);
+            ids = ids.masked_fill(drop, _spec.Tokens!.UnknownId);
         }
         return ForwardPacked(embedding!.call(ids), batch.Lengths, x.shape[0]);
     }

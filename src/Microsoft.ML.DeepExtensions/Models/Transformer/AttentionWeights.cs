@@ -47,13 +47,13 @@ public static class TransformerAttentionExtensions
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), maxRows, "maxRows must be at least 1.");
 
         var column = ColumnChecks.Find(data.Schema, model.FeatureColumnName, "Feature");
-        int size = ColumnChecks.FeatureSize(column.Type, column.Name, model.Spec.InputImage, model.Spec.InputTokens);
-        if (size != model.Spec.InputSize)
-            throw new ArgumentException($"Feature column '{column.Name}' has {size} values, but the model was trained on {model.Spec.InputSize}.", column.Name);
+        var input = model.Spec.Input;
+        input.Check(column.Type, column.Name);
+        int size = input.Size;
         var rows = new List<float[]>();
         using (var cursor = data.GetRowCursor([column]))
         {
-            var reader = new FeatureReader(cursor, column.Name, size, model.Spec.InputImage, tokens: model.Spec.InputTokens);
+            var reader = new FeatureReader(cursor, column.Name, input);
             while (rows.Count < maxRows && cursor.MoveNext())
             {
                 var row = new float[size];
@@ -103,7 +103,7 @@ public static class TransformerAttentionExtensions
         bool named = column.HasKeyValues();
         if (named) column.GetKeyValues(ref words);
         var values = named ? words.DenseValues().Select(v => v.ToString()).ToArray() : [];
-        var unknown = spec.InputTokens!.UnknownId;
+        var unknown = ((TokenInput)spec.Input).UnknownId;
         var tokens = row.Take(count - (cls ? 1 : 0)).Select(id => (int)id is var k && k == unknown ? "<unk>" : k - 1 < values.Length ? values[k - 1] : $"#{k}");
         return cls ? ["[CLS]", .. tokens] : tokens.ToArray();
     }

@@ -9,7 +9,7 @@ namespace Microsoft.ML.DeepExtensions.Models;
 /// token is prepended, N encoder layers attend across features, and the CLS output (after the final LayerNorm and a ReLU) feeds the
 /// output layer.
 /// </summary>
-[NetworkSpecName("ft-transformer")]
+[SerializedName("ft-transformer")]
 public sealed class FtTransformerSpec : NetworkSpec
 {
     /// <summary>The feature tokens, in order: together they cover every slot of the feature vector, each slot once.</summary>

@@ -54,17 +54,15 @@ public sealed class FtTransformerTrainer : DeepTrainerBase<FtTransformerTrainer.
     public FtTransformerTrainer(MLContext context, Options options) : base(context, options, nameof(FtTransformerTrainer)) { }
 
     /// <inheritdoc />
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task) =>
-        Spec(TrainerOptions.Tokens ?? FeatureSlots.PerSlot(inputSize), inputSize, outputSize);
-
-    /// <summary>Tokens from the feature column's slot names (one per one-hot column, one per numeric slot).</summary>
-    protected override NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task)
+    /// <summary>Tokens from the feature column's slot names (one per one-hot column, one per numeric slot), or one per slot.</summary>
+    protected override NetworkSpec CreateSpec(SpecRequest request)
     {
+        int inputSize = request.Input.Size;
         var tokens = TrainerOptions.Tokens
-            ?? (TrainerOptions.GroupOneHotSlots && FeatureSlots.Names(featureColumn, inputSize) is { } names
+            ?? (TrainerOptions.GroupOneHotSlots && request.FeatureColumn is { } column && FeatureSlots.Names(column, inputSize) is { } names
                 ? FeatureSlots.Groups(names)
                 : FeatureSlots.PerSlot(inputSize));
-        return Spec(tokens, inputSize, outputSize);
+        return Spec(tokens, inputSize, request.OutputSize);
     }
 
     private FtTransformerSpec Spec(FeatureToken[] tokens, int inputSize, int outputSize)

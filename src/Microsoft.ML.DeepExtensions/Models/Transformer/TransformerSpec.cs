@@ -25,11 +25,14 @@ public enum SequencePooling
 /// <summary>
 /// An encoder-only transformer over token sequences: token embeddings plus positions, N encoder layers with padding
 /// masks, pooling (CLS or mean over real tokens), then the output layer. Its input is the core's token-sequence input
-/// (<see cref="NetworkSpec.InputTokens"/>): <see cref="NetworkSpec.InputSize"/> = the maximum sequence length.
+/// (<see cref="TokenInput"/>): <see cref="NetworkSpec.InputSize"/> = the maximum sequence length.
 /// </summary>
-[NetworkSpecName("transformer")]
+[SerializedName("transformer")]
 public sealed class TransformerSpec : NetworkSpec
 {
+    /// <summary>The token input, when the network reads token ids.</summary>
+    internal TokenInput? TokenIds => Input as TokenInput;
+
     /// <summary>Token (model) dimension d.</summary>
     public int Dimension { get; set; } = 64;
     /// <summary>Encoder layers.</summary>
@@ -56,7 +59,7 @@ public sealed class TransformerSpec : NetworkSpec
     public override void Validate()
     {
         base.Validate();
-        if (InputTokens is not { } t)
+        if (TokenIds is not { } t)
             throw new InvalidOperationException("Transformer: the feature column must be a token sequence (a vector of keys from TokenizeIntoWords → MapValueToKey).");
         if (t.MaxLength != InputSize)
             throw new InvalidOperationException($"Transformer: the input size {InputSize} is not the maximum sequence length {t.MaxLength}.");
@@ -80,7 +83,7 @@ public sealed class TransformerSpec : NetworkSpec
     /// <inheritdoc />
     public override IEnumerable<LayerInfo> Layers()
     {
-        int d = Dimension, rows = InputTokens?.EmbeddingRows ?? 0;
+        int d = Dimension, rows = TokenIds?.EmbeddingRows ?? 0;
         yield return new LayerInfo("input (token ids)", [InputSize], 0);
         yield return new LayerInfo($"embedding ({rows} ids: padding, {rows - 2} words, unknown)", [InputSize, d], (long)rows * d);
         yield return Positions == PositionalEncoding.Learned
@@ -119,7 +122,7 @@ public sealed class TransformerSpec : NetworkSpec
         public TextBody(TransformerSpec s) : base("Transformer")
         {
             int d = s.Dimension;
-            embedding = nn.Embedding(s.InputTokens!.EmbeddingRows, d, padding_idx: TokenInput.PaddingId);
+            embedding = nn.Embedding(s.TokenIds!.EmbeddingRows, d, padding_idx: TokenInput.PaddingId);
             if (s.Positions == PositionalEncoding.Learned) position_embedding = nn.Embedding(s.Tokens, d);
             else sinusoids = Sinusoids(s.Tokens, d);
             if (s.Pooling == SequencePooling.Cls) cls = nn.Parameter(torch.randn(1, 1, d) * 0.02);

@@ -50,25 +50,31 @@ public sealed class TransformerTrainer : DeepTrainerBase<TransformerTrainer.Opti
     /// <summary>Creates the trainer (prefer <c>mlContext.Deep().Transformer(options)</c>).</summary>
     public TransformerTrainer(MLContext context, Options options) : base(context, options, nameof(TransformerTrainer)) { }
 
-    /// <summary>The feature column must be a token sequence (a vector of keys); anything else is named before training.</summary>
-    protected override NetworkSpec CreateSpec(DataViewSchema.Column featureColumn, int inputSize, int outputSize, DeepTask task) =>
-        featureColumn.Type is VectorDataViewType { ItemType: KeyDataViewType }
-            ? CreateSpec(inputSize, outputSize, task)
-            : throw new ArgumentException(
-                $"Feature column '{featureColumn.Name}' must be a token sequence — a vector of keys from TokenizeIntoWords → MapValueToKey; found {featureColumn.Type}. " +
-                "For tabular float vectors use FtTransformerTrainer.", featureColumn.Name);
+    /// <summary>A vector of keys is read as token ids (<see cref="Options.MaxSequenceLength"/>, <see cref="Options.SequenceOverflow"/>).</summary>
+    protected override FeatureInput InputFor(DataViewType type, string column) =>
+        TokenInput.For(type, column, TrainerOptions.MaxSequenceLength, TrainerOptions.SequenceOverflow) ?? base.InputFor(type, column);
+
+    /// <inheritdoc />
+    protected override bool Reads(SchemaShape.Column feature) => TokenInput.Reads(feature);
+
+    /// <inheritdoc />
+    protected override string Expects => "a token sequence (a vector of keys from TokenizeIntoWords → MapValueToKey)";
 
     /// <summary>
-    /// The spec for a feature column of key vectors. Before training (for <c>Summary()</c>), <paramref name="inputSize"/> is
-    /// the sequence length; the vocabulary is set from the data at Fit time (<see cref="NetworkSpec.InputTokens"/>).
+    /// The spec for a token sequence; the feature column must be one (anything else is named before training). Before
+    /// training (for <c>Summary()</c>), the input size is the sequence length; the vocabulary comes from the data at Fit.
     /// </summary>
-    protected override NetworkSpec CreateSpec(int inputSize, int outputSize, DeepTask task)
+    protected override NetworkSpec CreateSpec(SpecRequest request)
     {
+        if (request.FeatureColumn is { } column && request.Input is not TokenInput)
+            throw new ArgumentException(
+                $"Feature column '{column.Name}' must be a token sequence — a vector of keys from TokenizeIntoWords → MapValueToKey; found {column.Type}. " +
+                "For tabular float vectors use FtTransformerTrainer.", column.Name);
         var o = TrainerOptions;
         return new TransformerSpec
         {
-            InputSize = inputSize,
-            OutputSize = outputSize,
+            InputSize = request.Input.Size,
+            OutputSize = request.OutputSize,
             Dimension = o.Dimension,
             EncoderLayers = o.Layers,
             Heads = o.Heads,
