@@ -136,11 +136,11 @@ public sealed class ComparisonResult
     /// <summary>A label for the data set, shown in reports.</summary>
     public string DataName { get; set; } = "data";
 
-    /// <summary>Saves <see cref="BestModel"/> with <c>mlContext.Model.Save</c>.</summary>
+    /// <summary>Saves <see cref="BestModel"/> with <c>mlContext.Model.Save</c>, atomically (see <see cref="DeepCatalog.SaveModel"/>).</summary>
     public void SaveBestModel(MLContext context, string path)
     {
         if (BestModel is null || InputSchema is null) throw new InvalidOperationException("No candidate completed, so there is no best model to save.");
-        context.Model.Save(BestModel, InputSchema, path);
+        context.Deep().SaveModel(BestModel, InputSchema, path);
     }
 
     /// <summary>The leaderboard as a <see cref="DataFrame"/>: one row per candidate, one column per metric and measurement.</summary>

@@ -119,10 +119,68 @@ public sealed class DeepCatalog
         });
 
     /// <summary>
-    /// Loads a model saved with <c>mlContext.Model.Save</c>. Same as <c>mlContext.Model.Load</c>, which also works once
-    /// <c>mlContext.Deep()</c> has been called on the context.
+    /// Saves <paramref name="model"/> like <c>mlContext.Model.Save</c>, but atomically: it is written to a temporary file
+    /// beside <paramref name="path"/> and moved over it only when complete, so a crash, a cancellation or a full disk
+    /// never leaves a partial model there, and a reader watching the file (a scoring service) sees the old model or the
+    /// new one.
     /// </summary>
-    public ITransformer LoadModel(string path, out DataViewSchema inputSchema) => Context.Model.Load(path, out inputSchema);
+    /// <param name="model">The fitted model or chain.</param>
+    /// <param name="inputSchema">The schema of the data the model scores (saved with it, as ML.NET does).</param>
+    /// <param name="path">The model file (.zip) to write or replace.</param>
+    public void SaveModel(ITransformer model, DataViewSchema inputSchema, string path)
+    {
+        var full = Path.GetFullPath(path);
+        var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            Context.Model.Save(model, inputSchema, tmp);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    /// <summary>
+    /// Loads a model saved with <c>mlContext.Model.Save</c>. Same as <c>mlContext.Model.Load</c> (which also works once
+    /// <c>mlContext.Deep()</c> has been called on the context), but every problem with the file — not a model, truncated,
+    /// altered since it was saved (the weights' and manifest's SHA-256 are verified) — is one
+    /// <see cref="ModelFileException"/> naming the file and what is wrong.
+    /// </summary>
+    /// <exception cref="FileNotFoundException"><paramref name="path"/> does not exist.</exception>
+    /// <exception cref="ModelFileException">The file is not a loadable model, or it was altered or truncated.</exception>
+    public ITransformer LoadModel(string path, out DataViewSchema inputSchema)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        try
+        {
+            return Context.Model.Load(path, out inputSchema);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            var inner = e;
+            while (inner is not ModelFileException && inner.InnerException is not null) inner = inner.InnerException;
+            throw new ModelFileException(path, inner is ModelFileException ours ? ours.Message : Diagnose(path, inner), e);
+        }
+    }
+
+    // Why ML.NET could not read the file: not a zip, a zip without a model, or a model whose entry is damaged.
+    private static string Diagnose(string path, Exception e)
+    {
+        string why = $"({e.GetType().Name}: {e.Message})";
+        try
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+            return zip.Entries.Any(x => x.Name == "Model.key")
+                ? $"an ML.NET model file with a corrupt or truncated entry {why}"
+                : $"a zip archive, but not an ML.NET model file: it has no model entries {why}";
+        }
+        catch (InvalidDataException)
+        {
+            return $"not an ML.NET model file: not a readable zip archive (it may be truncated) {why}";
+        }
+    }
 
     /// <summary>
     /// Registers the deep-model loader with <paramref name="context"/>'s component catalog (idempotent). ML.NET keeps

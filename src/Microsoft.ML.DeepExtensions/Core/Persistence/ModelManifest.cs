@@ -35,13 +35,8 @@ internal sealed class ModelManifest
     public int FeaturesSize { get; set; }
     public JsonElement? TrainerOptions { get; set; }
 
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = false,
-        Converters = { new JsonStringEnumConverter() },
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver { Modifiers = { Network.NetworkSpec.AddDerivedTypes } },
-    };
+    /// <summary>The model-file JSON settings (rebuilt when a family or input kind of another assembly registers).</summary>
+    internal static JsonSerializerOptions Json => SerializedTypes.Options;
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
@@ -67,6 +62,10 @@ public sealed class VersionStamp
     /// <summary>When the model was written (UTC).</summary>
     public DateTime SavedUtc { get; set; }
 
+    /// <summary>The hashes the model file recorded and whether loading verified them; null for a model not saved or loaded yet.</summary>
+    [JsonIgnore]
+    public ModelIntegrity? Integrity { get; internal set; }
+
     internal static VersionStamp Current() => new()
     {
         Library = Informational(typeof(VersionStamp).Assembly),
@@ -79,5 +78,6 @@ public sealed class VersionStamp
         (a.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? a.GetName().Version?.ToString() ?? "?").Split('+')[0];
 
     /// <inheritdoc />
-    public override string ToString() => $"Microsoft.ML.DeepExtensions {Library}, TorchSharp {TorchSharp}, libtorch {LibTorch}";
+    public override string ToString() => $"Microsoft.ML.DeepExtensions {Library}, TorchSharp {TorchSharp}, libtorch {LibTorch}"
+        + (Integrity is null ? "" : $"; {Integrity}");
 }
