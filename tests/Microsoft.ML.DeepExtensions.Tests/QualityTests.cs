@@ -9,15 +9,15 @@ public class QualityTests
     public QualityTests(ITestOutputHelper output) => _out = output;
 
     [Fact]
-    public void MlpOnAdultReaches084()
+    public void MlpOnAdultReaches083()
     {
         var ml = new MLContext(seed: 1);
         var split = ml.Data.TrainTestSplit(TestData.Adult(ml), testFraction: 0.2, seed: 1);
-        var model = TestData.AdultFeaturizer(ml).Append(ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 6, Seed = 1 })).Fit(split.TrainSet);
+        var model = TestData.AdultFeaturizer(ml).Append(ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 6, Seed = Fixtures.Seed(1) })).Fit(split.TrainSet);
         var m = ml.BinaryClassification.Evaluate(model.Transform(split.TestSet));
         _out.WriteLine($"adult MLP: accuracy {m.Accuracy:F4}, AUC {m.AreaUnderRocCurve:F4}, F1 {m.F1Score:F4}, log-loss {m.LogLoss:F4}");
-        Assert.True(m.Accuracy >= 0.84, $"accuracy {m.Accuracy:F4}");
-        Assert.True(m.AreaUnderRocCurve >= 0.88, $"AUC {m.AreaUnderRocCurve:F4}");
+        Assert.True(Fixtures.Quality("QualityTests.MlpOnAdultReaches083: m.Accuracy", m.Accuracy) >= 0.83, $"accuracy {m.Accuracy:F4}");   // 3 seeds: min 0.847, median 0.850
+        Assert.True(Fixtures.Quality("QualityTests.MlpOnAdultReaches083: m.AreaUnderRocCurve", m.AreaUnderRocCurve) >= 0.88, $"AUC {m.AreaUnderRocCurve:F4}");
     }
 
     [Theory]
@@ -43,20 +43,20 @@ public class QualityTests
     {
         var ml = new MLContext(seed: 1);
         var (train, test) = Fixtures.Digits(ml);
-        var model = ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 20, Seed = 1 }).Fit(train);
+        var model = ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 20, Seed = Fixtures.Seed(1) }).Fit(train);
         var m = ml.MulticlassClassification.Evaluate(model.Transform(test));
         _out.WriteLine($"optdigits MLP: micro {m.MicroAccuracy:F4}, macro {m.MacroAccuracy:F4}, log-loss {m.LogLoss:F4}");
-        Assert.True(m.MicroAccuracy >= 0.95, $"micro accuracy {m.MicroAccuracy:F4}");
+        Assert.True(Fixtures.Quality("QualityTests.MlpOnOptdigitsReaches095: m.MicroAccuracy", m.MicroAccuracy) >= 0.95, $"micro accuracy {m.MicroAccuracy:F4}");
     }
 
     [Fact]
     public void MlpRegressionBeatsPredictingTheMean()
     {
         var ml = new MLContext(seed: 1);
-        var model = ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 15, Seed = 1 }).Fit(Fixtures.DigitsRegression(ml, "train"));
+        var model = ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 15, Seed = Fixtures.Seed(1) }).Fit(Fixtures.DigitsRegression(ml, "train"));
         var m = ml.Regression.Evaluate(model.Transform(Fixtures.DigitsRegression(ml, "test")));
         _out.WriteLine($"optdigits value regression: RMSE {m.RootMeanSquaredError:F3}, R² {m.RSquared:F3}");
-        Assert.True(m.RSquared > 0.8, $"R² {m.RSquared:F3}");
+        Assert.True(Fixtures.Quality("QualityTests.MlpRegressionBeatsPredictingTheMean: m.RSquared", m.RSquared) > 0.8, $"R² {m.RSquared:F3}");
     }
 
     [Fact]
@@ -69,7 +69,7 @@ public class QualityTests
         foreach (var r in results)
         {
             _out.WriteLine($"fold {r.Fold}: accuracy {r.Metrics.Accuracy:F4}");
-            Assert.True(r.Metrics.Accuracy > 0.9);
+            Assert.True(Fixtures.Quality("QualityTests.CrossValidateWorks: r.Metrics.Accuracy", r.Metrics.Accuracy) > 0.88);   // 3 seeds: min 0.913 (over the folds)
             Assert.IsType<DeepTransformer>(r.Model);
         }
     }
