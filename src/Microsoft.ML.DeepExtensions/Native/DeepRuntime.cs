@@ -80,6 +80,7 @@ public static class DeepRuntime
             CudaAvailable = cuda,
             CudaUnavailableReason = cuda ? null : CudaUnavailableReason(loaded, nativePath, libtorchPath),
             GpuCount = gpus,
+            CudaLibraries = FindCudaLibraries(nativePath, libtorchPath),
             DefaultDevice = loaded ? DeepDevice.Auto.Resolve().ToString() : "cpu",
         };
     }
@@ -106,6 +107,8 @@ public static class DeepRuntime
             Line("  patched", file);
         Line("CPU threads", r.CpuThreads);
         Line("CUDA available", r.CudaAvailable ? "yes" : "no (" + r.CudaUnavailableReason + ")");
+        foreach (string library in r.CudaLibraries)
+            Line("  CUDA library", library);
         Line("GPU count", r.GpuCount);
         Line("Default device", r.DefaultDevice);
         return sb.ToString().TrimEnd();
@@ -121,6 +124,22 @@ public static class DeepRuntime
     {
         bool cuda = torch.cuda.is_available();
         return (torch.__version__, torch.get_num_threads(), cuda, cuda ? torch.cuda.device_count() : 0);
+    }
+
+    /// <summary>The CUDA pieces TorchSharp needs, each "name: path" or "name: not found" (libtorch's CUDA part beside the loaded libtorch, the CUDA runtime, cuDNN, the driver).</summary>
+    private static IReadOnlyList<string> FindCudaLibraries(string? nativePath, string? libtorchPath)
+    {
+        var folders = new[] { libtorchPath, nativePath }.Where(p => p != null).Select(p => Path.GetDirectoryName(p)!).Distinct().ToList();
+        string Find(string name, string pattern)
+        {
+            string? mapped = ElfVersionPatcher.FindMappedLibrary(name);
+            string? beside = mapped ?? folders.Where(Directory.Exists).SelectMany(f => Directory.EnumerateFiles(f, pattern)).Order(StringComparer.Ordinal).FirstOrDefault();
+            return $"{name}: {beside ?? "not found"}{(mapped != null ? " (loaded)" : "")}";
+        }
+        if (!OperatingSystem.IsLinux()) return [];
+        string driver = NativeLibrary.TryLoad("libcuda.so.1", out IntPtr handle) ? "libcuda.so.1: found (NVIDIA driver)" : "libcuda.so.1: not found (no NVIDIA driver)";
+        if (handle != IntPtr.Zero) NativeLibrary.Free(handle);
+        return [Find("libtorch_cuda.so", "libtorch_cuda*.so*"), Find("libc10_cuda.so", "libc10_cuda*.so*"), Find("libcudart.so", "libcudart*.so*"), Find("libcudnn.so", "libcudnn*.so*"), driver];
     }
 
     private static string CudaUnavailableReason(bool loaded, string? nativePath, string? libtorchPath)
@@ -188,4 +207,9 @@ public sealed record RuntimeReport
     public int GpuCount { get; init; }
     /// <summary>The device trainers use by default: <c>cuda:0</c> when CUDA is available, else <c>cpu</c>.</summary>
     public string DefaultDevice { get; init; } = "cpu";
+    /// <summary>
+    /// Linux: the CUDA libraries found (or not) beside the loaded libtorch and the driver, one "name: path" or
+    /// "name: not found" each — what to look at first when <see cref="CudaAvailable"/> is false on a GPU machine.
+    /// </summary>
+    public IReadOnlyList<string> CudaLibraries { get; init; } = [];
 }

@@ -105,12 +105,12 @@ internal static class NativeRuntimeFix
                 string dir = Path.Combine(root, "Microsoft.ML.DeepExtensions", "native", hash);
                 string copy = Path.Combine(dir, NativeFileName);
                 Directory.CreateDirectory(dir);
-                LinkSiblings(Path.GetDirectoryName(original)!, dir);
+                foreach (string folder in LibTorchFolders(original)) LinkSiblings(folder, dir);
                 if (File.Exists(copy) && ElfVersionPatcher.FindUnsatisfiedVersions(copy, ElfVersionPatcher.LibStdCxx, HostVersions()).Count == 0)
                     return copy;
                 string tmp = Path.Combine(dir, $"{NativeFileName}.{Environment.ProcessId}.tmp");
                 File.Copy(original, tmp, overwrite: true);
-                File.SetUnixFileMode(tmp, File.GetUnixFileMode(tmp) | UnixFileMode.UserWrite);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, File.GetUnixFileMode(tmp) | UnixFileMode.UserWrite);
                 if (!ElfVersionPatcher.TryMarkWeak(tmp, ElfVersionPatcher.LibStdCxx, missing, out List<string> changed, out string? reason))
                 {
                     File.Delete(tmp);
@@ -138,7 +138,30 @@ internal static class NativeRuntimeFix
         yield return Path.GetTempPath();
     }
 
-    /// <summary>Symbolic links to the shared libraries beside the original, so the copy's <c>$ORIGIN</c> run path finds libtorch.</summary>
+    /// <summary>
+    /// Where the copy's dependencies (libtorch.so, libtorch_cpu.so, libc10.so, ...) are: beside the original in an
+    /// application's output; in the NuGet cache (notebooks, scripts) they are another package's, so also the folder of
+    /// a libtorch already loaded and <c>&lt;packages&gt;/libtorch-*/&lt;version&gt;/runtimes/&lt;rid&gt;/native/</c> (newest first).
+    /// </summary>
+    private static IEnumerable<string> LibTorchFolders(string original)
+    {
+        string native = Path.GetDirectoryName(original)!;
+        yield return native;
+        foreach (string loaded in new[] { "libtorch_cuda.so", "libtorch_cpu.so" })
+            if (ElfVersionPatcher.FindMappedLibrary(loaded) is { } path) yield return Path.GetDirectoryName(path)!;
+        // <packages>/torchsharp/<version>/runtimes/<rid>/native/libLibTorchSharp.so
+        var rid = Directory.GetParent(native);
+        var packages = rid?.Parent?.Parent?.Parent?.Parent;
+        if (rid is null || packages is null || !string.Equals(rid.Parent!.Parent!.Parent!.Name, "torchsharp", StringComparison.OrdinalIgnoreCase)) yield break;
+        var candidates = packages.EnumerateDirectories("libtorch-*")
+            .SelectMany(p => p.EnumerateDirectories())
+            .Select(v => (Version: Version.TryParse(v.Name.Split('-')[0], out var parsed) ? parsed : new Version(0, 0), Folder: Path.Combine(v.FullName, "runtimes", rid.Name, "native")))
+            .Where(c => File.Exists(Path.Combine(c.Folder, "libtorch.so")))
+            .OrderByDescending(c => c.Version);
+        foreach (var c in candidates) yield return c.Folder;
+    }
+
+    /// <summary>Symbolic links to the shared libraries of <paramref name="from"/>, so the copy's <c>$ORIGIN</c> run path finds libtorch.</summary>
     private static void LinkSiblings(string from, string to)
     {
         foreach (string lib in Directory.GetFiles(from, "*.so*"))

@@ -183,9 +183,15 @@ public sealed class NativeRuntimeFixTests : IDisposable
         Assert.Equal(report.CudaAvailable, report.CudaUnavailableReason == null);
         Assert.Equal(report.NativeFixStatus, NativeRuntimeFix.Status);
         if (OperatingSystem.IsLinux())
+        {
             Assert.EndsWith("libLibTorchSharp.so", report.NativeLibraryPath);
+            // This CPU build: libtorch's CUDA part is absent, and the report says so rather than staying silent.
+            Assert.Equal(["libtorch_cuda.so", "libc10_cuda.so", "libcudart.so", "libcudnn.so", "libcuda.so.1"], report.CudaLibraries.Select(l => l.Split(':')[0]));
+            if (!report.CudaAvailable) Assert.Contains("libtorch_cuda.so: not found", report.CudaLibraries);
+        }
 
         string text = DeepRuntime.Describe();
+        foreach (string library in report.CudaLibraries) Assert.Contains(library, text);
         Assert.Contains("TorchSharp version", text);
         Assert.Contains(report.TorchSharpVersion, text);
         Assert.Contains("Default device", text);
@@ -197,8 +203,8 @@ public sealed class NativeRuntimeFixTests : IDisposable
     /// An application whose libLibTorchSharp.so is the pristine, unpatched file (as in the NuGet cache that .NET Interactive
     /// loads from): it trains, the shared file stays byte-identical, and the patched copy lives in the user's cache folder.
     /// </summary>
-    [Fact]
-    public void ASharedUnpatchedNativeFileIsNeverWritten_APrivateCopyIsLoaded()
+    [Fact, System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task ASharedUnpatchedNativeFileIsNeverWritten_APrivateCopyIsLoaded()
     {
         if (!IsLinuxX64) return;
         // The QuickStart example's build output (same configuration as this test) in a temp app folder: managed files
@@ -234,7 +240,7 @@ public sealed class NativeRuntimeFixTests : IDisposable
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
         Assert.True(process.WaitForExit(120_000), "QuickStart --doctor timed out");
-        string report = stdout + stderr.Result;
+        string report = stdout + await stderr;
         Assert.True(process.ExitCode == 0, report);
         Assert.Contains("Native library      : loaded", report);
         Assert.Equal(before, File.ReadAllBytes(shared));

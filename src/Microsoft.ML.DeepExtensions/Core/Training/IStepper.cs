@@ -46,7 +46,9 @@ internal sealed class LossAccumulator(Device device) : IDisposable
     public void Add(Tensor loss, long rows)
     {
         using var _ = no_grad();
-        _sum.add_(loss.detach().to_type(ScalarType.Float64), rows);
+        using var weight = ((double)rows).ToScalar();   // the implicit long → Scalar would leave a native handle to the finalizer every batch
+        using var value = loss.detach().to_type(ScalarType.Float64);
+        _sum.add_(value, weight);
         _rows += rows;
     }
 
@@ -90,6 +92,22 @@ internal static class Optimizers
     private static TorchSharp.Modules.OptimizerHelper Helper(optim.Optimizer optimizer) => optimizer as TorchSharp.Modules.OptimizerHelper
         ?? throw new NotSupportedException($"{optimizer.GetType().Name} cannot save its state for checkpoints.");
 
+    /// <summary>
+    /// Scales the gradients so that their joint L2 norm is at most <paramref name="maxNorm"/> (PyTorch's
+    /// <c>clip_grad_norm_</c>), entirely on the device: TorchSharp's own returns the norm as a number, which would make
+    /// every batch wait for the GPU.
+    /// </summary>
+    public static void ClipGradients(IEnumerable<TorchSharp.Modules.Parameter> parameters, double maxNorm)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToArray();
+        if (grads.Length == 0) return;
+        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
+        var scale = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        foreach (var g in grads) g.mul_(scale);
+    }
+
     /// <summary>Drops the gradients (tensors of their own): a fitted network does not need them.</summary>
     public static void ReleaseGradients(nn.Module module)
     {
@@ -129,7 +147,7 @@ internal sealed class GradientStepper : IStepper
         var output = _network.forward(x);
         var loss = _loss.Compute(output, _regression ? _network.ScaleTarget(y) : y);
         loss.backward();
-        if (_clip is double c) nn.utils.clip_grad_norm_(_network.parameters(), c);
+        if (_clip is double c) Optimizers.ClipGradients(_network.parameters(), c);
         _optimizer.step();
         _sum.Add(loss, x.shape[0]);
     }
