@@ -13,6 +13,9 @@ public static class Program
         Benchmarks:
           mlp     MlpTrainer inside an ML.NET pipeline vs a raw TorchSharp loop (784-256-128-10, Adam, Fashion-MNIST)
           cnn     CnnTrainer (default network) inside an ML.NET pipeline vs a raw TorchSharp loop on the same network
+          epochs  seconds per epoch of every family on a fixed slice (run it against two builds to compare them)
+          stream  the MLP trained from an .idv file larger than its cache budget, streamed vs cached: memory, accuracy, time
+          serve   examples/ScoringService under load on loopback (MLP and CNN): throughput, latency, errors, memory
           gan     GanTrainer quality: Fashion-MNIST conditional DCGAN judged by a CNN (+ Fréchet distance), Adult
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
 
@@ -23,6 +26,27 @@ public static class Program
           --limit N           use only the first N Fashion-MNIST training images
           --seed N, --threads N, --data DIR (Fashion-MNIST), --shared-data DIR (default ../shared/data)
           --output FILE       markdown report (default benchmarks/results/gan.md; '-' for none)
+
+        Options (stream):
+          --limit N           training images (default all 60,000); --budget MB for the streamed run (default 4)
+          --epochs N          epochs per run (default 4; the first is warm-up for the time ratio); --threads N, --data DIR
+          --output FILE       markdown report (default benchmarks/results/streaming.md; '-' for none)
+
+        Options (serve):
+          --clients N         concurrent clients (default 8)
+          --requests N        requests per phase (default 25,000) of --rows N rows each (default 4)
+          --warmup N          untimed requests first (default 2,000)
+          --bad-percent N     malformed share of the second phase (default 10)
+          --time-limit S      stop a phase after S seconds (default 300)
+          --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)
+          --output FILE       markdown report (default benchmarks/results/serving.md; '-' for none)
+
+        Options (epochs):
+          --epochs N          epochs per fit (default 4; the first is warm-up, the median of the rest is reported)
+          --limit N           Fashion-MNIST training images (default 4000); the transformer reads all of SMS spam
+          --families LIST     comma-separated, of perceptron,mlp,cnn,lstm,transformer,ft-transformer,gan (default all)
+          --seed N, --threads N, --data DIR (Fashion-MNIST), --shared-data DIR (default ../shared/data)
+          --output FILE       append one tab-separated line per family (family, median seconds, all seconds)
 
         Options (mlp):
           --epochs N          epochs per run (default 3; the first epoch of every run is warm-up and is dropped)
@@ -55,8 +79,14 @@ public static class Program
                     var settings = MlpBenchmark.Settings.Parse(args[1..]);
                     settings.Model = args[0];
                     return new MlpBenchmark(settings).Run();
+                case "epochs":
+                    return new EpochBenchmark(EpochBenchmark.Settings.Parse(args[1..])).Run();
                 case "gan":
                     return new GanBenchmark(GanBenchmark.Settings.Parse(args[1..])).Run();
+                case "stream":
+                    return new StreamingBenchmark(StreamingBenchmark.Settings.Parse(args[1..])).Run();
+                case "serve":
+                    return new ServingBenchmark(ServingBenchmark.Settings.Parse(args[1..])).Run();
                 default:
                     Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");
                     Console.Error.WriteLine(Usage);
