@@ -109,9 +109,11 @@ public static class Activations
         _ => new ActivationModule(activation),
     };
 
-    private sealed class ActivationModule(Activation activation) : nn.Module<Tensor, Tensor>(activation.ToString())
+    private sealed class ActivationModule(Activation activation) : nn.Module<Tensor, Tensor>(activation.ToString()), Onnx.IOnnxExportable
     {
         public override Tensor forward(Tensor input) => Apply(activation, input);
+
+        public string ExportOnnx(Onnx.OnnxGraph graph, string input, string path) => graph.Activation(activation, input, path);
     }
 
     // Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), enough for the scalar GELU.

@@ -49,6 +49,14 @@ namespace Microsoft.ML.DeepExtensions
         /// statistics over real steps); false lets the trainer pool them (per slot, per image, per step feature).
         /// </summary>
         internal virtual bool StatisticsFinal => false;
+
+        /// <summary>
+        /// How an exported ONNX graph takes this input: the graph input named <paramref name="column"/> (batch dimension
+        /// <paramref name="batch"/>, symbolic when null) and the name of the float [batch, <see cref="Size"/>] value the
+        /// network reads. By default the input is that float vector itself.
+        /// </summary>
+        internal virtual (global::Onnx.ValueInfoProto Input, string Floats) OnnxInput(Onnx.OnnxGraph graph, string column, long? batch) =>
+            (Onnx.OnnxGraph.Value(column, global::Onnx.TensorProto.Types.DataType.Float, [batch, Size]), column);
     }
 }
 

@@ -79,4 +79,29 @@ internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
 
     /// <summary>Output in label units: regression outputs are un-standardised.</summary>
     public Tensor Predict(Tensor x) => forward(x) * target_scale + target_mean;
+
+    /// <summary>
+    /// Writes what <see cref="Predict"/> (or, for <paramref name="embed"/>, <see cref="Embed"/>) computes as ONNX nodes on
+    /// <paramref name="x"/>: the standardisation (when it is not the identity), the body, and the regression target scale.
+    /// </summary>
+    public string ExportOnnx(Onnx.OnnxGraph g, string x, bool embed, bool regression)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        if (!IsConstant(mean, 0) || !IsConstant(scale, 1))
+            x = g.Mul(g.Sub(x, g.Initializer(nameof(mean), mean), "centred"), g.Initializer(nameof(scale), scale), "standardized");
+        if (embed)
+        {
+            var seq = body as TorchSharp.Modules.Sequential ?? throw new NotSupportedException("This network has no hidden layers to take features from.");
+            foreach (var (name, child) in seq.named_children().SkipLast(1))
+                x = Onnx.OnnxModules.Export(g, child, x, $"body.{name}");
+            return x;
+        }
+        x = Onnx.OnnxModules.Export(g, body, x, "body");
+        if (regression && (!IsConstant(target_scale, 1) || !IsConstant(target_mean, 0)))
+            x = g.Add(g.Mul(x, g.Initializer(nameof(target_scale), target_scale)), g.Initializer(nameof(target_mean), target_mean), "target");
+        return x;
+    }
+
+    private static bool IsConstant(Tensor t, float value) => t.eq(value).all().item<bool>();
 }

@@ -134,6 +134,39 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
 
     float[] IBatchScorer.ScoreBatch(float[] features, int rows) => ScoreBatch(features, rows);
 
+    /// <summary>
+    /// Exports the model as ONNX to <paramref name="path"/> (written to a temporary file, then moved): the feature input,
+    /// the standardisation and target scale around the network, the network, and ML.NET's output columns (Score,
+    /// Probability, PredictedLabel) with the meaning this transformer gives them, for any number of rows per call (the
+    /// first dimension of every input and output is the batch). Score it with ONNX Runtime anywhere, or in ML.NET with
+    /// <c>mlContext.Transforms.ApplyOnnxModel</c>, which feeds one row at a time: there a per-row value (a binary Score)
+    /// arrives as a vector of one.
+    /// </summary>
+    /// <exception cref="NotSupportedException">A layer has no ONNX form (the message names it).</exception>
+    public void ExportOnnx(string path, OnnxExportOptions? options = null) => Onnx.OnnxExporter.Write(BuildOnnx(options), path);
+
+    /// <summary>Exports the model as ONNX to a writable <paramref name="stream"/>; see <see cref="ExportOnnx(string, OnnxExportOptions?)"/>.</summary>
+    public void ExportOnnx(Stream stream, OnnxExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream is not writable: ONNX export needs a writable stream.", nameof(stream));
+        Onnx.OnnxExporter.Write(BuildOnnx(options), stream);
+    }
+
+    /// <summary>
+    /// Writes a Triton Inference Server / KServe model repository entry for this model:
+    /// <c>repository/modelName/config.pbtxt</c> (inputs, outputs, <c>max_batch_size</c>, dynamic batching) and
+    /// <c>repository/modelName/1/model.onnx</c>. Returns the model's folder.
+    /// </summary>
+    public string ExportOnnxModelRepository(string repository, string modelName, int maxBatchSize = 64) =>
+        Onnx.OnnxExporter.WriteModelRepository(BuildOnnx(new OnnxExportOptions()), repository, modelName, maxBatchSize);
+
+    private global::Onnx.ModelProto BuildOnnx(OnnxExportOptions? options)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_lock) return Onnx.OnnxExporter.Build(Manifest, _network, options ?? new OnnxExportOptions());
+    }
+
     /// <summary>Writes the model into an ML.NET model repository entry (called by <c>mlContext.Model.Save</c>).</summary>
     void ICanSaveModel.Save(ModelSaveContext ctx) =>
         MlNetBridge.Save(ctx, ModelSignature, ModelVersion, LoaderSignature, Write);

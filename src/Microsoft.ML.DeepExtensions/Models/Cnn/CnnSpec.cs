@@ -203,15 +203,22 @@ public sealed class CnnSpec : NetworkSpec
     }
 
     /// <summary>[B, C·H·W] → [B, C, H, W] (from channel-interleaved H·W·C when asked).</summary>
-    private sealed class ToImage(int c, int h, int w, bool interleaved) : nn.Module<Tensor, Tensor>("ToImage")
+    private sealed class ToImage(int c, int h, int w, bool interleaved) : nn.Module<Tensor, Tensor>("ToImage"), Onnx.IOnnxExportable
     {
         public override Tensor forward(Tensor x) =>
             interleaved ? x.view(-1, h, w, c).permute(0, 3, 1, 2).contiguous() : x.view(-1, c, h, w);
+
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) => interleaved
+            ? g.Transpose(g.Reshape(x, [-1, h, w, c], path), [0, 3, 1, 2], path)
+            : g.Reshape(x, [-1, c, h, w], path);
     }
 
     /// <summary>Per-image random shift (nearest-pixel translation) and horizontal flip, only in training mode.</summary>
-    private sealed class Augment(int maxShift, bool flip, int h, int w) : nn.Module<Tensor, Tensor>("Augment")
+    private sealed class Augment(int maxShift, bool flip, int h, int w) : nn.Module<Tensor, Tensor>("Augment"), Onnx.IOnnxExportable
     {
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) => x;   // training only
+
+
         public override Tensor forward(Tensor x)
         {
             if (!training) return x.alias();

@@ -48,6 +48,20 @@ internal sealed class SelfAttention : nn.Module
         var attended = nn.functional.dropout(w, _dropout, training).matmul(v);            // [B, H, T, dh]
         return proj.forward(attended.transpose(1, 2).reshape(b, t, d));
     }
+
+    /// <summary>The same computation as ONNX nodes on <paramref name="x"/> [B, T, d]; <paramref name="keep"/> names a bool [B, T] mask or is null.</summary>
+    public string ExportOnnx(Onnx.OnnxGraph g, string x, string? keep, string path)
+    {
+        long d = qkv.in_features, dh = d / _heads;
+        var parts = g.Transpose(g.Reshape(g.Linear(x, qkv.weight, qkv.bias, $"{path}.qkv"), [0, 0, 3, _heads, dh]), [2, 0, 3, 1, 4], $"{path}.heads");
+        string Part(long i) => g.Node("Gather", [parts, g.Scalar("index", i)], $"{path}.qkv{i}", ("axis", 0L));   // [B, H, T, dh]
+        string q = Part(0), k = Part(1), v = Part(2);
+        var scores = g.Div(g.MatMul(q, g.Transpose(k, [0, 1, 3, 2])), g.Constant("sqrt_dh", (float)Math.Sqrt(dh)), $"{path}.scores");
+        if (keep is not null)
+            scores = g.Node("Where", [g.Node("Unsqueeze", [keep, g.Ints("axes", 1, 2)], $"{path}.keep"), scores, g.Constant("minus_inf", float.NegativeInfinity)], $"{path}.masked");
+        var attended = g.MatMul(g.Softmax(scores, -1, $"{path}.weights"), v);
+        return g.Linear(g.Reshape(g.Transpose(attended, [0, 2, 1, 3]), [0, 0, d]), proj.weight, proj.bias, $"{path}.proj");
+    }
 }
 
 /// <summary>One encoder layer: self-attention and a GELU feed-forward block, each with dropout, residual and LayerNorm.</summary>
@@ -87,6 +101,21 @@ internal sealed class EncoderLayer : nn.Module
         var a = norm1.forward(x + Drop(attention.Forward(x, keep, weights)));
         return norm2.forward(a + Drop(FeedForward(a)));
     }
+
+    /// <summary>The layer as ONNX nodes (evaluation mode: no dropout).</summary>
+    public string ExportOnnx(Onnx.OnnxGraph g, string x, string? keep, string path)
+    {
+        string Norm(TorchSharp.Modules.LayerNorm n, string v, string name) => g.LayerNorm(v, n.weight, n.bias, n.eps, $"{path}.{name}");
+        string Attend(string v) => attention.ExportOnnx(g, v, keep, $"{path}.attention");
+        string FeedForward(string v) => g.Linear(g.Gelu(g.Linear(v, ff1.weight, ff1.bias, $"{path}.ff1"), $"{path}.gelu"), ff2.weight, ff2.bias, $"{path}.ff2");
+        if (_norm == LayerNormPosition.Pre)
+        {
+            var h = g.Add(x, Attend(Norm(norm1, x, "norm1")));
+            return g.Add(h, FeedForward(Norm(norm2, h, "norm2")));
+        }
+        var a = Norm(norm1, g.Add(x, Attend(x)), "norm1");
+        return Norm(norm2, g.Add(a, FeedForward(a)), "norm2");
+    }
 }
 
 /// <summary>A stack of encoder layers (plus the final LayerNorm of a pre-norm stack), shared by the text and tabular transformers.</summary>
@@ -109,6 +138,13 @@ internal sealed class Encoder : nn.Module
     {
         foreach (var layer in layers) x = layer.Forward(x, keep, weights);
         return final_norm is null ? x : final_norm.forward(x);
+    }
+
+    /// <summary>The stack as ONNX nodes on <paramref name="x"/> [B, T, d].</summary>
+    public string ExportOnnx(Onnx.OnnxGraph g, string x, string? keep, string path)
+    {
+        for (int i = 0; i < layers.Count; i++) x = layers[i].ExportOnnx(g, x, keep, $"{path}.layers.{i}");
+        return final_norm is null ? x : g.LayerNorm(x, final_norm.weight, final_norm.bias, final_norm.eps, $"{path}.final_norm");
     }
 }
 

@@ -86,7 +86,7 @@ public sealed class FtTransformerSpec : NetworkSpec
     }
 
     /// <summary>Feature tokens → CLS + encoder → ReLU of the CLS output.</summary>
-    private sealed class FtBody : TransformerBody
+    private sealed class FtBody : TransformerBody, Onnx.IOnnxExportable
     {
         private readonly Tensor numeric_index;
         private readonly TorchSharp.Modules.Parameter numeric_weight;
@@ -125,6 +125,27 @@ public sealed class FtTransformerSpec : NetworkSpec
             var h = encoder.Forward(torch.cat(tokens, 1), null, weights);
             keep = torch.ones(b, h.shape[1], dtype: ScalarType.Bool, device: x.device);
             return nn.functional.relu(h.select(1, 0));   // the encoder ends in LayerNorm (pre- or post-norm)
+        }
+
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
+        {
+            long d = cls.shape[2];
+            // [CLS] expanded to the batch: [1, 1, d] → [B, 1, d].
+            string batch = g.Node("Slice", [g.Node("Shape", [x], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
+            var tokens = new List<string> { g.Node("Expand", [g.Initializer($"{path}.cls", cls), g.Node("Concat", [batch, g.Ints("one_d", 1, d)], $"{path}.cls_shape", ("axis", 0L))], $"{path}.cls_b") };
+            if (_numeric > 0)
+            {
+                string values = g.Node("Unsqueeze", [g.Node("Gather", [x, g.Initializer($"{path}.numeric_index", numeric_index)], $"{path}.numeric", ("axis", 1L)), g.Ints("axes", -1)], $"{path}.numeric_1");
+                tokens.Add(g.Add(g.Mul(values, g.Initializer($"{path}.numeric_weight", numeric_weight)), g.Initializer($"{path}.numeric_bias", numeric_bias), $"{path}.numeric_tokens"));
+            }
+            for (int i = 0; i < _groups.Length; i++)
+            {
+                var (start, length) = _groups[i];
+                string slots = g.Node("Slice", [x, g.Ints("start", start), g.Ints("end", start + length), g.Ints("axes", 1)], $"{path}.group{i}");
+                tokens.Add(g.Node("Unsqueeze", [g.Linear(slots, groups[i].weight, groups[i].bias, $"{path}.groups.{i}"), g.Ints("axes", 1)], $"{path}.group_token{i}"));
+            }
+            string h = encoder.ExportOnnx(g, g.Node("Concat", [.. tokens], $"{path}.tokens", ("axis", 1L)), null, $"{path}.encoder");
+            return g.Node("Relu", [g.Node("Gather", [h, g.Scalar("cls_index", 0)], $"{path}.cls_out", ("axis", 1L))], $"{path}.pooled");
         }
     }
 }
