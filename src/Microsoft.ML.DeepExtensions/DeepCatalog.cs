@@ -119,6 +119,20 @@ public sealed class DeepCatalog
         });
 
     /// <summary>
+    /// Exports a fitted chain that ends in a deep model (for example OneHotEncoding → Concatenate →
+    /// NormalizeMeanVariance → <see cref="MlpTrainer"/>) as one ONNX model that takes the chain's raw input columns: the
+    /// ML.NET transforms through ML.NET's own converter, the deep model through <see cref="DeepTransformer.ExportOnnx(string, OnnxExportOptions?)"/>.
+    /// A chain that is only a deep model exports as that model.
+    /// </summary>
+    /// <param name="model">The fitted chain (or a single deep model).</param>
+    /// <param name="sampleData">Data with the chain's input schema (ML.NET's converter reads the schema from it).</param>
+    /// <param name="path">The .onnx file to write (written to a temporary file, then moved).</param>
+    /// <param name="options">Export options.</param>
+    /// <exception cref="NotSupportedException">A transform has no ONNX form, or the chain continues after the deep model (the message names it).</exception>
+    public void ExportOnnx(ITransformer model, IDataView sampleData, string path, OnnxExportOptions? options = null) =>
+        Onnx.OnnxExporter.Write(Onnx.OnnxPipeline.Build(Context, model, sampleData, options ?? new OnnxExportOptions()), path);
+
+    /// <summary>
     /// Saves <paramref name="model"/> like <c>mlContext.Model.Save</c>, but atomically: it is written to a temporary file
     /// beside <paramref name="path"/> and moved over it only when complete, so a crash, a cancellation or a full disk
     /// never leaves a partial model there, and a reader watching the file (a scoring service) sees the old model or the

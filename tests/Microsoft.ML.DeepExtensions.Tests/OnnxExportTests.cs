@@ -213,6 +213,44 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AWholePipelineFromRawColumnsExportsAsOneModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(ml.Data.TakeRows(TestData.Adult(ml), 6000), testFraction: 0.25, seed: 1);
+        var chain = TestData.AdultFeaturizer(ml)
+            .Append(ml.Transforms.NormalizeMeanVariance("Features"))
+            .Append(ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 3, Seed = 1, HiddenLayers = [32] }))
+            .Fit(split.TrainSet);
+        string path = Path.Combine(Fixtures.TempDir(), "adult.onnx");
+        ml.Deep().ExportOnnx(chain, split.TrainSet, path);
+
+        // ONNX Runtime on the raw columns (one row per call, as ML.NET's converter declares its inputs) vs the chain.
+        var rows = ml.Data.CreateEnumerable<TestData.AdultRow>(split.TestSet, reuseRowObject: false).Take(300).ToList();
+        var expected = chain.Transform(ml.Data.LoadFromEnumerable(rows));
+        var scores = expected.GetColumn<float>("Score").ToArray();
+        var labels = expected.GetColumn<bool>("PredictedLabel").ToArray();
+        using var session = new InferenceSession(path);
+        output.WriteLine(string.Join(", ", session.InputMetadata.Select(i => $"{i.Key} {i.Value.ElementType.Name}[{string.Join(",", i.Value.Dimensions)}]")));
+        double max = 0;
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var inputs = session.InputMetadata.Select(i =>
+            {
+                object value = typeof(TestData.AdultRow).GetProperty(i.Key)!.GetValue(rows[r])!;
+                return i.Value.ElementType == typeof(string)
+                    ? NamedOnnxValue.CreateFromTensor(i.Key, new DenseTensor<string>(new[] { (string)value }, [1, 1]))
+                    : NamedOnnxValue.CreateFromTensor(i.Key, new DenseTensor<float>(new[] { Convert.ToSingle(value) }, [1, 1]));
+            }).ToList();
+            using var results = session.Run(inputs);
+            var byName = results.ToDictionary(x => x.Name);
+            max = Math.Max(max, Math.Abs(byName["Score"].AsTensor<float>().GetValue(0) - scores[r]));
+            Assert.Equal(labels[r], byName["PredictedLabel"].AsTensor<bool>().GetValue(0));
+        }
+        output.WriteLine($"Adult chain, {rows.Count} raw rows: max |ONNX Runtime − ML.NET + TorchSharp| = {max:G3}");
+        Assert.True(max <= 1e-4, $"{max}");
+    }
+
+    [Fact]
     public void WeightsReadBackIntoAFreshModuleGiveIdenticalOutputs()
     {
         var ml = new MLContext(seed: 1);
@@ -259,6 +297,11 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.Equal(-1, session.InputMetadata["Features"].Dimensions[0]);
     }
 
+    public sealed class Shifted
+    {
+        [VectorType(64)] public float[] Shift { get; set; }
+    }
+
     [Fact]
     public void BadArgumentsGiveClearErrors()
     {
@@ -275,6 +318,17 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         var e = Assert.Throws<InvalidDataException>(() => OnnxWeights.Read(notOnnx));
         Assert.Contains("not an ONNX model", e.Message);
         Assert.Contains(notOnnx, e.Message);
+
+        // An upstream ML.NET transform without an ONNX form is named, not skipped.
+        var digits = TestData.Digits(ml, "train");
+        var chain = ml.Transforms.CustomMapping<TestData.DigitRow, Shifted>((i, o) => o.Shift = i.Pixels.Select(p => p + 1).ToArray(), contractName: null)
+            .Append(ml.Transforms.Conversion.MapValueToKey("Label", "Digit"))
+            .Append(ml.Deep().Mlp(new MlpTrainer.Options { FeatureColumnName = "Shift", Epochs = 1, Seed = 1, HiddenLayers = [8] })).Fit(digits);
+        var unsupported = Assert.Throws<NotSupportedException>(() => ml.Deep().ExportOnnx(chain, digits, Path.Combine(Fixtures.TempDir(), "x.onnx")));
+        output.WriteLine(unsupported.Message);
+        Assert.Contains("CustomMapping", unsupported.Message);
+        Assert.Contains("no ONNX form", unsupported.Message);
+        Assert.Contains("holds no deep model", Assert.Throws<ArgumentException>(() => ml.Deep().ExportOnnx(ml.Transforms.Conversion.MapValueToKey("Label", "Digit").Fit(digits), digits, "y.onnx")).Message);
 
         model.Dispose();
         Assert.Throws<ObjectDisposedException>(() => model.ExportOnnx(new MemoryStream()));

@@ -161,7 +161,7 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
     public string ExportOnnxModelRepository(string repository, string modelName, int maxBatchSize = 64) =>
         Onnx.OnnxExporter.WriteModelRepository(BuildOnnx(new OnnxExportOptions()), repository, modelName, maxBatchSize);
 
-    private global::Onnx.ModelProto BuildOnnx(OnnxExportOptions? options)
+    internal global::Onnx.ModelProto BuildOnnx(OnnxExportOptions? options)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_lock) return Onnx.OnnxExporter.Build(Manifest, _network, options ?? new OnnxExportOptions());
