@@ -6,7 +6,7 @@ namespace ScoringService;
 /// <summary>Where the service finds its model and how many engines it pools.</summary>
 public sealed class ScoringOptions
 {
-    /// <summary>The saved model (<c>mlContext.Model.Save</c> / <c>ml.Deep().SaveModel</c>): <c>--Model:Path</c> or <c>Model__Path</c>.</summary>
+    /// <summary>The saved model (<c>mlContext.Model.Save</c> / <c>ml.Deep().SaveModel</c>) or an exported <c>.onnx</c> file: <c>--Model:Path</c> or <c>Model__Path</c>.</summary>
     public string Path { get; set; } = "model.zip";
 
     /// <summary>Row engines kept for reuse (more may be created under load; the extras are dropped). Default: 2 per core.</summary>
@@ -80,7 +80,8 @@ public sealed class ModelHost : IDisposable
                 Reloads++;
                 LastReloadError = null;
             }
-            catch (Exception e) when (e is ModelFileException or IOException or InvalidOperationException or NotSupportedException or UnauthorizedAccessException)
+            catch (Exception e) when (e is ModelFileException or IOException or InvalidOperationException or NotSupportedException or UnauthorizedAccessException
+                                          or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
             {
                 LastReloadError = e.Message;
                 _log.LogError("Reloading {Path} failed; still serving the model loaded at {Loaded:O}: {Error}", path, _current.LoadedUtc, e.Message);
@@ -90,12 +91,22 @@ public sealed class ModelHost : IDisposable
 
     private Served Load(string path)
     {
-        var ml = new MLContext();
         var watch = System.Diagnostics.Stopwatch.StartNew();
+        if (string.Equals(System.IO.Path.GetExtension(path), ".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            // An exported ONNX file: ONNX Runtime, no libtorch involved in scoring.
+            if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+            var onnx = new OnnxScorer(path);
+            var servedOnnx = new Served(path, onnx, onnx, DateTime.UtcNow, $"ONNX: {onnx.Description}", null);
+            _log.LogInformation("Loaded {Path} in {Ms} ms: {Model}; fields {Fields}", path, watch.ElapsedMilliseconds, servedOnnx.Description,
+                string.Join(", ", onnx.Required.Select(c => $"{c.Name} ({c.Type})")));
+            return servedOnnx;
+        }
+        var ml = new MLContext();
         var model = ml.Deep().LoadModel(path, out var schema);
         var scorer = new RowScorer(model, schema, _options.PoolSize);
         var deep = (model is IEnumerable<ITransformer> chain ? chain : [model]).OfType<DeepTransformer>().LastOrDefault();
-        var served = new Served(path, model, scorer, DateTime.UtcNow, deep?.ToString() ?? model.GetType().Name, deep?.Versions.ToString());
+        var served = new Served(path, model as IDisposable, scorer, DateTime.UtcNow, deep?.ToString() ?? model.GetType().Name, deep?.Versions.ToString());
         _log.LogInformation("Loaded {Path} in {Ms} ms: {Model}; fields {Fields}; {Versions}", path, watch.ElapsedMilliseconds, served.Description,
             string.Join(", ", scorer.Required.Select(c => $"{c.Name} ({c.Type})")), served.Versions ?? "not a Microsoft.ML.DeepExtensions model");
         return served;
@@ -110,14 +121,14 @@ public sealed class ModelHost : IDisposable
     }
 
     /// <summary>One loaded model and its scorer, counted while requests use it.</summary>
-    public sealed class Served(string path, ITransformer model, RowScorer scorer, DateTime loadedUtc, string description, string? versions)
+    public sealed class Served(string path, IDisposable? resource, IRowScorer scorer, DateTime loadedUtc, string description, string? versions)
     {
         private int _users = 1;   // the host's own reference, dropped by Retire
 
         /// <summary>The model file.</summary>
         public string Path { get; } = path;
         /// <summary>The scorer over the model.</summary>
-        public RowScorer Scorer { get; } = scorer;
+        public IRowScorer Scorer { get; } = scorer;
         /// <summary>When it was loaded.</summary>
         public DateTime LoadedUtc { get; } = loadedUtc;
         /// <summary>The deep model inside, or the transformer's type.</summary>
@@ -138,7 +149,7 @@ public sealed class ModelHost : IDisposable
 
         internal void Exit()
         {
-            if (Interlocked.Decrement(ref _users) == 0) (model as IDisposable)?.Dispose();
+            if (Interlocked.Decrement(ref _users) == 0) resource?.Dispose();
         }
 
         internal void Retire() => Exit();

@@ -6,6 +6,22 @@ using Microsoft.ML.Data;
 
 namespace ScoringService;
 
+/// <summary>What the service scores requests with: a saved ML.NET model (<see cref="RowScorer"/>) or an ONNX file (<see cref="OnnxScorer"/>).</summary>
+public interface IRowScorer
+{
+    /// <summary>The input columns a request must carry, as JSON fields of the same names.</summary>
+    IReadOnlyList<DataViewSchema.Column> Required { get; }
+
+    /// <summary>The outputs each prediction holds.</summary>
+    IReadOnlyList<string> OutputNames { get; }
+
+    /// <summary>Describes the fields a request needs, for /health.</summary>
+    IEnumerable<object> Fields { get; }
+
+    /// <summary>Checks every row (a bad one rejects the request with <see cref="BadRequestException"/>), then scores them.</summary>
+    List<Dictionary<string, object?>> Predict(IReadOnlyList<JsonElement> rows);
+}
+
 /// <summary>A request the service refuses, with the field (input column) and row it is about: answered with 400.</summary>
 public sealed class BadRequestException(string message) : Exception(message);
 
@@ -15,10 +31,10 @@ public sealed class BadRequestException(string message) : Exception(message);
 /// is scored. Scoring goes through a pool of row engines — the same mechanism as ML.NET's <c>PredictionEngine</c> (a
 /// row-to-row mapper over one reusable input row), which is not thread-safe, so each request borrows one.
 /// </summary>
-public sealed class RowScorer
+public sealed class RowScorer : IRowScorer
 {
     /// <summary>The output columns returned, when the model has them (ML.NET's names for predictions).</summary>
-    private static readonly string[] OutputNames = ["PredictedLabel", "Score", "Probability"];
+    private static readonly string[] PredictionColumns = ["PredictedLabel", "Score", "Probability"];
 
     private readonly ITransformer _model;
     private readonly DataViewSchema _input;
@@ -30,9 +46,9 @@ public sealed class RowScorer
         _model = model;
         _input = inputSchema;
         var mapper = model.GetRowToRowMapper(inputSchema);
-        Outputs = OutputNames.Select(n => mapper.OutputSchema.GetColumnOrNull(n)).OfType<DataViewSchema.Column>().ToArray();
+        Outputs = PredictionColumns.Select(n => mapper.OutputSchema.GetColumnOrNull(n)).OfType<DataViewSchema.Column>().ToArray();
         if (Outputs.Count == 0)
-            throw new InvalidOperationException($"The model has none of the output columns {string.Join(", ", OutputNames)}; is it a trained predictor?");
+            throw new InvalidOperationException($"The model has none of the output columns {string.Join(", ", PredictionColumns)}; is it a trained predictor?");
         Required = mapper.GetDependencies(Outputs).ToArray();
         foreach (var c in Required) Kind(c);   // fail at load, naming the column, not at the first request
         _pool = new DefaultObjectPool<RowEngine>(new EnginePolicy(this), poolSize);
@@ -44,6 +60,9 @@ public sealed class RowScorer
     /// <summary>The output columns each prediction holds.</summary>
     public IReadOnlyList<DataViewSchema.Column> Outputs { get; }
 
+    /// <inheritdoc />
+    public IReadOnlyList<string> OutputNames => Outputs.Select(c => c.Name).ToArray();
+
     /// <summary>Describes the fields a request needs, for /health.</summary>
     public IEnumerable<object> Fields => Required.Select(c => new { name = c.Name, type = c.Type.ToString() });
 
@@ -53,7 +72,7 @@ public sealed class RowScorer
     /// </summary>
     public List<Dictionary<string, object?>> Predict(IReadOnlyList<JsonElement> rows)
     {
-        var values = rows.Select((r, i) => Parse(r, i, rows.Count)).ToList();
+        var values = rows.Select((r, i) => Parse(r, i, rows.Count, Required)).ToList();
         if (values.Count > 1) return PredictBatch(values);
         var engine = _pool.Get();
         try
@@ -84,15 +103,16 @@ public sealed class RowScorer
 
     private string[] OutputKeys => field ??= Outputs.Select(c => JsonNamingPolicy.CamelCase.ConvertName(c.Name)).ToArray();
 
-    private object[] Parse(JsonElement row, int index, int count)
+    /// <summary>Reads one JSON row into the values of <paramref name="required"/> (in order); throws a 400 naming the row and field.</summary>
+    internal static object[] Parse(JsonElement row, int index, int count, IReadOnlyList<DataViewSchema.Column> required)
     {
         string where = count > 1 ? $"row {index}: " : "";
         if (row.ValueKind != JsonValueKind.Object)
-            throw new BadRequestException($"{where}a row must be a JSON object with the fields {string.Join(", ", Required.Select(c => $"'{c.Name}'"))}; got {row.ValueKind}.");
-        var values = new object[Required.Count];
-        for (int k = 0; k < Required.Count; k++)
+            throw new BadRequestException($"{where}a row must be a JSON object with the fields {string.Join(", ", required.Select(c => $"'{c.Name}'"))}; got {row.ValueKind}.");
+        var values = new object[required.Count];
+        for (int k = 0; k < required.Count; k++)
         {
-            var c = Required[k];
+            var c = required[k];
             if (!row.TryGetProperty(c.Name, out var v) || v.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
                 throw new BadRequestException($"{where}field '{c.Name}' is missing; expected {Describe(c)}.");
             values[k] = Read(v, c, where);
@@ -131,9 +151,9 @@ public sealed class RowScorer
         }
     }
 
-    private enum ValueKind { Single, Double, Boolean, Text, SingleVector }
+    internal enum ValueKind { Single, Double, Boolean, Text, SingleVector }
 
-    private static ValueKind Kind(DataViewSchema.Column c) => c.Type switch
+    internal static ValueKind Kind(DataViewSchema.Column c) => c.Type switch
     {
         _ when c.Type == NumberDataViewType.Single => ValueKind.Single,
         _ when c.Type == NumberDataViewType.Double => ValueKind.Double,

@@ -28,7 +28,7 @@ public static class ScoringApp
             return Results.Ok(new
             {
                 status = "ok", model = m.Path, loadedUtc = m.LoadedUtc, description = m.Description, versions = m.Versions,
-                fields = m.Scorer.Fields, outputs = m.Scorer.Outputs.Select(c => c.Name), reloads = host.Reloads,
+                fields = m.Scorer.Fields, outputs = m.Scorer.OutputNames, reloads = host.Reloads,
                 lastReloadError = host.LastReloadError, served = Interlocked.Read(ref served), rejected = Interlocked.Read(ref rejected),
             });
         });
