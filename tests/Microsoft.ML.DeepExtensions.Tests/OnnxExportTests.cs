@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Datasets;
+using Microsoft.ML.DeepExtensions.Models;
 using Microsoft.ML.DeepExtensions.Network;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -133,14 +134,119 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(Models.LayerNormPosition.Pre)]
-    [InlineData(Models.LayerNormPosition.Post)]
-    public void FtTransformerMatchesOnnxRuntime(Models.LayerNormPosition norm)
+    [InlineData(LayerNormPosition.Pre)]
+    [InlineData(LayerNormPosition.Post)]
+    public void FtTransformerMatchesOnnxRuntime(LayerNormPosition norm)
     {
         var ml = new MLContext(seed: 1);
         var (train, test) = Fixtures.Digits(ml);
         using var model = ml.Deep().FtTransformer(new FtTransformerTrainer.Options { Epochs = 1, Seed = 1, Dimension = 16, Heads = 2, Layers = 2, FeedForwardSize = 32, LayerNorm = norm }).Fit(train);
         CompareWithOnnxRuntime(ml, model, test, tolerance: 1e-3);
+    }
+
+    /// <summary>
+    /// Runs a token-sequence model in ONNX Runtime: the rows' keys become ids (key k → k, a missing key → V + 1),
+    /// padded with 0 to the batch's longest row — so most rows carry padding — and compared with our Score.
+    /// </summary>
+    private double CompareTokens(DeepTransformer model, IDataView featurized, int vocabulary, double tolerance)
+    {
+        var scored = model.Transform(featurized);
+        var keys = scored.GetColumn<VBuffer<uint>>("Tokens").Select(v => v.DenseValues().ToArray()).ToArray();
+        float[] ours = model.Task == DeepTask.MulticlassClassification ? scored.GetColumn<float[]>("Score").SelectMany(x => x).ToArray()
+            : scored.Schema["Score"].Type is VectorDataViewType ? scored.GetColumn<float[]>("Score").SelectMany(x => x).ToArray()
+            : scored.GetColumn<float>("Score").ToArray();
+        int rows = keys.Length, longest = keys.Max(k => k.Length);
+        var ids = new long[rows * longest];
+        for (int r = 0; r < rows; r++)
+            for (int t = 0; t < keys[r].Length; t++) ids[r * longest + t] = keys[r][t] == 0 ? vocabulary + 1 : keys[r][t];
+        string path = Path.Combine(Fixtures.TempDir(), "tokens.onnx");
+        model.ExportOnnx(path);
+        using var session = new InferenceSession(path);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor("Tokens", new DenseTensor<long>(ids, [rows, longest]))]);
+        var score = results.First(r => r.Name == "Score").AsTensor<float>().ToArray();
+        Assert.Equal(ours.Length, score.Length);
+        double max = ours.Zip(score, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"{model.Spec.Family}: {rows} messages of 1–{longest} tokens, padded to {longest}: max |ONNX Runtime − TorchSharp| = {max:G3}");
+        Assert.True(max <= tolerance, $"{max}");
+        return max;
+    }
+
+    private static (MLContext Ml, IDataView Train, IDataView Test, int Vocabulary) SmsTokens()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.TakeRows(TestData.Sms(ml), 700);
+        var featurized = TestData.SmsTokenizer(ml).Fit(data).Transform(data);
+        var split = ml.Data.TrainTestSplit(ml.Data.Cache(featurized), 0.3, seed: 1);
+        int vocabulary = (int)((KeyDataViewType)((VectorDataViewType)featurized.Schema["Tokens"].Type).ItemType).Count;
+        return (ml, split.TrainSet, split.TestSet, vocabulary);
+    }
+
+    [Theory]
+    [InlineData(RecurrentCell.Lstm, false, 1)]
+    [InlineData(RecurrentCell.Lstm, true, 2)]
+    [InlineData(RecurrentCell.Gru, true, 1)]
+    [InlineData(RecurrentCell.Rnn, false, 2)]
+    public void RecurrentTokenModelsMatchOnnxRuntimeWithPadding(RecurrentCell cell, bool bidirectional, int layers)
+    {
+        var (ml, train, test, vocabulary) = SmsTokens();
+        using var model = ml.Deep().Lstm(new LstmTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Cell = cell, Bidirectional = bidirectional, NumLayers = layers, HiddenSize = 16, EmbeddingSize = 16,
+            DenseLayers = [8], MaxSequenceLength = 40, Epochs = 1, Seed = 1,
+        }).Fit(train);
+        CompareTokens(model, test, vocabulary, 1e-4);
+    }
+
+    [Theory]
+    [InlineData(SequencePooling.Cls, PositionalEncoding.Sinusoidal)]
+    [InlineData(SequencePooling.Mean, PositionalEncoding.Learned)]
+    public void TextTransformerMatchesOnnxRuntimeWithPadding(SequencePooling pooling, PositionalEncoding positions)
+    {
+        var (ml, train, test, vocabulary) = SmsTokens();
+        using var model = ml.Deep().Transformer(new TransformerTrainer.Options
+        {
+            FeatureColumnName = "Tokens", Pooling = pooling, Positions = positions, Dimension = 16, Heads = 2, Layers = 2, FeedForwardSize = 32,
+            MaxSequenceLength = 40, Epochs = 1, Seed = 1,
+        }).Fit(train);
+        CompareTokens(model, test, vocabulary, 1e-3);
+    }
+
+    public sealed class Window
+    {
+        public float[] Features { get; set; } = [];
+        public float Label { get; set; }
+    }
+
+    [Fact]
+    public void NumericSequencesOfFixedAndVaryingLengthMatchOnnxRuntime()
+    {
+        var ml = new MLContext(seed: 1);
+        var windows = ml.Deep().SeriesWindows(ml.Data.TakeRows(SequenceData.SeattleTemps(ml), 1500), "Temp", lookBack: 24);
+        var split = ml.Data.TrainTestSplit(windows, 0.2, seed: 1);
+        // Fixed length (a known-size vector, many-to-one regression): the float input itself.
+        using (var fixedModel = ml.Deep().Lstm(new LstmTrainer.Options { HiddenSize = 16, Epochs = 1, Seed = 1, Bidirectional = true }).Fit(split.TrainSet))
+            CompareWithOnnxRuntime(ml, fixedModel, split.TestSet);
+
+        // Varying length: each row keeps its last 8–24 hours; ONNX gets the padded steps [N, T, 1] and each row's length.
+        var rows = ml.Data.CreateEnumerable<Window>(windows, reuseRowObject: false).Select((w, i) => new Window { Features = w.Features[^(8 + i * 5 % 17)..], Label = w.Label }).ToList();
+        var varying = ml.Data.LoadFromEnumerable(rows);
+        using var model = ml.Deep().Lstm(new LstmTrainer.Options { HiddenSize = 16, MaxSequenceLength = 24, Epochs = 1, Seed = 1, NumLayers = 2 }).Fit(varying);
+        var test = rows.Take(300).ToList();
+        var ours = model.Transform(ml.Data.LoadFromEnumerable(test)).GetColumn<float>("Score").ToArray();
+        int longest = test.Max(r => r.Features.Length);
+        var steps = new float[test.Count * longest];
+        for (int r = 0; r < test.Count; r++) test[r].Features.CopyTo(steps, r * longest);
+        string path = Path.Combine(Fixtures.TempDir(), "varying.onnx");
+        model.ExportOnnx(path);
+        using var session = new InferenceSession(path);
+        using var results = session.Run([
+            NamedOnnxValue.CreateFromTensor("Features", new DenseTensor<float>(steps, [test.Count, longest, 1])),
+            NamedOnnxValue.CreateFromTensor("Features_lengths", new DenseTensor<long>(test.Select(r => (long)r.Features.Length).ToArray(), [test.Count])),
+        ]);
+        var score = results.First(r => r.Name == "Score").AsTensor<float>().ToArray();
+        double max = ours.Zip(score, (a, b) => Math.Abs(a - b) / Math.Max(1, Math.Abs(a))).Max();
+        output.WriteLine($"LSTM on 8–24-step windows (padded to {longest}): max |ONNX Runtime − TorchSharp| / max(1, |score|) = {max:G3}");
+        Assert.True(max <= 1e-4, $"{max}");
     }
 
     /// <summary>ApplyOnnxModel's columns (a per-row value arrives as a vector of one) …</summary>

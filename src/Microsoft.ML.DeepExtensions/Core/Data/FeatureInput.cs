@@ -51,12 +51,12 @@ namespace Microsoft.ML.DeepExtensions
         internal virtual bool StatisticsFinal => false;
 
         /// <summary>
-        /// How an exported ONNX graph takes this input: the graph input named <paramref name="column"/> (batch dimension
-        /// <paramref name="batch"/>, symbolic when null) and the name of the float [batch, <see cref="Size"/>] value the
-        /// network reads. By default the input is that float vector itself.
+        /// How an exported ONNX graph takes this input: its graph inputs (the first named <paramref name="column"/>, batch
+        /// first) and the name of the float [N, <see cref="Size"/>] value the network reads, built from them. By default
+        /// the input is that float vector itself.
         /// </summary>
-        internal virtual (global::Onnx.ValueInfoProto Input, string Floats) OnnxInput(Onnx.OnnxGraph graph, string column, long? batch) =>
-            (Onnx.OnnxGraph.Value(column, global::Onnx.TensorProto.Types.DataType.Float, [batch, Size]), column);
+        internal virtual (global::Onnx.ValueInfoProto[] Inputs, string Floats) OnnxInput(Onnx.OnnxGraph graph, string column) =>
+            ([Onnx.OnnxGraph.Value(column, global::Onnx.TensorProto.Types.DataType.Float, [null, Size])], column);
     }
 }
 

@@ -98,6 +98,25 @@ public sealed record SequenceInput(int Features, int MaxSteps, SequenceOverflow 
         }
     }
 
+    /// <summary>
+    /// In ONNX the column is float steps [N, T, <see cref="Features"/>] of any length T (rows padded at the end) and
+    /// <c>{column}_lengths</c> int64 [N], each row's real steps; rows are cut to <see cref="MaxSteps"/> (the first steps,
+    /// as <see cref="SequenceOverflow.Truncate"/> does).
+    /// </summary>
+    internal override (global::Onnx.ValueInfoProto[] Inputs, string Floats) OnnxInput(Onnx.OnnxGraph g, string column)
+    {
+        if (Overflow == SequenceOverflow.KeepLast)
+            throw new NotSupportedException($"ONNX export: feature column '{column}' keeps the last steps of long rows (SequenceOverflow.KeepLast), which the exported graph cannot do for padded rows; train with Truncate to export.");
+        string lengthsName = g.Reserve($"{column}_lengths");
+        var steps = Onnx.OnnxGraph.Value(column, global::Onnx.TensorProto.Types.DataType.Float, [null, null, Features], "T");
+        var lengths = Onnx.OnnxGraph.Value(lengthsName, global::Onnx.TensorProto.Types.DataType.Int64, [null]);
+        string values = g.FitLength(g.Reshape(column, [0, -1], $"{column}_flat"), MaxSteps, $"{column}_values", Features);
+        string kept = g.Node("Cast", [g.Node("Min", [lengthsName, g.Ints("max_steps", MaxSteps)], $"{column}_kept")], $"{column}_kept_f",
+            ("to", (long)global::Onnx.TensorProto.Types.DataType.Float));
+        string floats = g.Node("Concat", [g.Node("Unsqueeze", [kept, g.Ints("axes", 1)], $"{column}_length_slot"), values], $"{column}_row", ("axis", 1L));
+        return ([steps, lengths], floats);
+    }
+
     /// <summary>True for a variable-length vector of Single (the column type a <see cref="SequenceInput"/> reads).</summary>
     public static bool Reads(DataViewType type) => type is VectorDataViewType { Size: 0 } v && v.ItemType == NumberDataViewType.Single;
 

@@ -98,6 +98,20 @@ public sealed record TokenInput(int VocabularySize, int MaxLength, SequenceOverf
         }
     }
 
+    /// <summary>
+    /// In ONNX the column is int64 token ids [N, T] of any length T, as the network reads them: 1..V the token's key,
+    /// V + 1 an unknown token, 0 padding (at the end of a row). Rows are cut to <see cref="MaxLength"/> (keeping the first
+    /// tokens, as <see cref="SequenceOverflow.Truncate"/> does) and padded to it.
+    /// </summary>
+    internal override (global::Onnx.ValueInfoProto[] Inputs, string Floats) OnnxInput(Onnx.OnnxGraph graph, string column)
+    {
+        if (Overflow == SequenceOverflow.KeepLast)
+            throw new NotSupportedException($"ONNX export: feature column '{column}' keeps the last tokens of long rows (SequenceOverflow.KeepLast), which the exported graph cannot do for padded rows; train with Truncate to export.");
+        var input = Onnx.OnnxGraph.Value(column, global::Onnx.TensorProto.Types.DataType.Int64, [null, null], "T");
+        string ids = graph.FitLength(column, MaxLength, $"{column}_ids");
+        return ([input], graph.Node("Cast", [ids], $"{column}_float", ("to", (long)global::Onnx.TensorProto.Types.DataType.Float)));
+    }
+
     /// <summary>The id padding positions hold (0).</summary>
     public const int PaddingId = 0;
 

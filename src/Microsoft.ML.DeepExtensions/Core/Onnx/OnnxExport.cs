@@ -42,11 +42,10 @@ namespace Microsoft.ML.DeepExtensions.Onnx
         {
             o.Validate();
             var g = new OnnxGraph();
-            var (input, floats) = m.Spec.Input.OnnxInput(g, m.FeatureColumnName, null);
-            g.Graph.Input.Add(input);
-            g.Reserve(input.Name);
-            var reserved = new[] { ColumnNames.Score, ColumnNames.Probability, ColumnNames.PredictedLabel, m.FeaturesColumnName }
-                .Where(c => c is not null && c != input.Name).Select(c => g.Reserve(c!)).ToHashSet();
+            foreach (var name in new[] { m.FeatureColumnName, ColumnNames.Score, ColumnNames.Probability, ColumnNames.PredictedLabel, m.FeaturesColumnName }.Distinct())
+                if (name is not null) g.Reserve(name);
+            var (inputs, floats) = m.Spec.Input.OnnxInput(g, m.FeatureColumnName);
+            g.Graph.Input.Add(inputs);
             bool embed = m.FeaturesColumnName is not null;
             string y = network.ExportOnnx(g, floats, embed, m.Task == DeepTask.Regression);
 

@@ -65,6 +65,14 @@ internal sealed class OnnxGraph
     /// <summary>An int64 constant of shape [values.Length] (shapes, axes, indices).</summary>
     public string Ints(string hint, params long[] values) => Initializer(Fresh(hint), values, [values.Length]);
 
+    /// <summary>An int32 scalar constant.</summary>
+    public string Int32(string hint, int value)
+    {
+        var name = Fresh(hint);
+        Graph.Initializer.Add(new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int32, Int32Data = { value } });
+        return name;
+    }
+
     /// <summary>An int64 scalar constant (an index that drops its axis in Gather).</summary>
     public string Scalar(string hint, long value) => Initializer(Fresh(hint), [value], []);
 
@@ -113,13 +121,30 @@ internal sealed class OnnxGraph
         return a;
     }
 
-    /// <summary>A graph input or output: element type and shape (a null dimension is symbolic, named <paramref name="symbol"/>).</summary>
-    public static ValueInfoProto Value(string name, TensorProto.Types.DataType type, long?[] shape, string symbol = "N")
+    /// <summary>
+    /// A graph input or output: element type and shape. A null dimension is symbolic: the first is the batch <c>N</c>,
+    /// later ones are named by <paramref name="symbols"/> (default <c>T</c>, a sequence length).
+    /// </summary>
+    public static ValueInfoProto Value(string name, TensorProto.Types.DataType type, long?[] shape, params string[] symbols)
     {
         var tensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = new TensorShapeProto() };
-        foreach (var d in shape)
-            tensorType.Shape.Dim.Add(d is long v ? new TensorShapeProto.Types.Dimension { DimValue = v } : new TensorShapeProto.Types.Dimension { DimParam = symbol });
+        int symbol = 0;
+        for (int i = 0; i < shape.Length; i++)
+            tensorType.Shape.Dim.Add(shape[i] is long v ? new TensorShapeProto.Types.Dimension { DimValue = v }
+                : new TensorShapeProto.Types.Dimension { DimParam = i == 0 ? "N" : symbol < symbols.Length ? symbols[symbol++] : "T" });
         return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = tensorType } };
+    }
+
+    /// <summary>
+    /// Cuts axis 1 of <paramref name="x"/> to at most <paramref name="length"/> and pads it with zeros to exactly that
+    /// (rows of any length become the fixed width the network was trained on); <paramref name="unit"/> values per step.
+    /// </summary>
+    public string FitLength(string x, long length, string hint, long unit = 1)
+    {
+        string cut = Node("Slice", [x, Ints("start", 0), Ints("end", length * unit), Ints("axes", 1)], $"{hint}_cut");
+        string width = Node("Slice", [Node("Shape", [cut], $"{hint}_shape"), Ints("start", 1), Ints("end", 2)], $"{hint}_width");
+        string pads = Node("Concat", [Ints("pads_begin", 0, 0, 0), Sub(Ints("length", length * unit), width, $"{hint}_missing")], $"{hint}_pads", ("axis", 0L));
+        return Node("Pad", [cut, pads], $"{hint}_fitted");
     }
 
     // Shorthands for common nodes.

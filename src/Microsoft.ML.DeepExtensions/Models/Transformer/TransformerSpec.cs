@@ -110,7 +110,7 @@ public sealed class TransformerSpec : NetworkSpec
     }
 
     /// <summary>Ids → embeddings + positions (+ CLS) → encoder with key padding mask → pooled vector.</summary>
-    private sealed class TextBody : TransformerBody
+    private sealed class TextBody : TransformerBody, Onnx.IOnnxExportable
     {
         private readonly TorchSharp.Modules.Embedding embedding;
         private readonly TorchSharp.Modules.Embedding? position_embedding;
@@ -151,6 +151,33 @@ public sealed class TransformerSpec : NetworkSpec
             if (cls is not null) return h.select(1, 0);
             var m = keep.unsqueeze(-1).to_type(h.dtype);
             return (h * m).sum(1) / m.sum(1);
+        }
+
+        // The same on padded ids: padding keys are masked out of attention and pooling, so the padding's length never
+        // changes an output (the PyTorch side trims it to the batch's longest row instead).
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
+        {
+            const long boolType = (long)global::Onnx.TensorProto.Types.DataType.Bool;
+            string ids = g.Node("Cast", [x], $"{path}.ids", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int64));
+            string keep = g.Node("Not", [g.Node("Equal", [ids, g.Scalar("padding", TokenInput.PaddingId)], $"{path}.padding")], $"{path}.keep");
+            string h = g.Node("Gather", [g.Initializer($"{path}.embedding.weight", embedding.weight), ids], $"{path}.embedded", ("axis", 0L));
+            string batch = g.Node("Slice", [g.Node("Shape", [ids], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
+            if (cls is not null)
+            {
+                long d = cls.shape[2];
+                string clsB = g.Node("Expand", [g.Initializer($"{path}.cls", cls), g.Node("Concat", [batch, g.Ints("one_d", 1, d)], $"{path}.cls_shape", ("axis", 0L))], $"{path}.cls_b");
+                h = g.Node("Concat", [clsB, h], $"{path}.with_cls", ("axis", 1L));
+                string ones = g.Node("Cast", [g.Node("Expand", [g.Ints("true", 1), g.Node("Concat", [batch, g.Ints("one", 1)], $"{path}.ones_shape", ("axis", 0L))], $"{path}.ones")], $"{path}.cls_keep", ("to", boolType));
+                keep = g.Node("Concat", [ones, keep], $"{path}.keep_cls", ("axis", 1L));
+            }
+            string t = g.Node("Slice", [g.Node("Shape", [h], $"{path}.h_shape"), g.Ints("start", 1), g.Ints("end", 2)], $"{path}.t");
+            string table = position_embedding is not null ? g.Initializer($"{path}.position_embedding.weight", position_embedding.weight) : g.Initializer($"{path}.sinusoids", sinusoids!);
+            h = g.Add(h, g.Node("Slice", [table, g.Ints("start", 0), t, g.Ints("axes", 0)], $"{path}.positions"), $"{path}.input");
+            h = encoder.ExportOnnx(g, h, keep, $"{path}.encoder");
+            if (cls is not null) return g.Node("Gather", [h, g.Scalar("cls_index", 0)], $"{path}.pooled", ("axis", 1L));
+            string m = g.Node("Cast", [g.Node("Unsqueeze", [keep, g.Ints("axes", -1)], $"{path}.mask")], $"{path}.mask_f", ("to", (long)global::Onnx.TensorProto.Types.DataType.Float));
+            return g.Div(g.Node("ReduceSum", [g.Mul(h, m), g.Ints("axis", 1)], $"{path}.sum", ("keepdims", 0L)),
+                g.Node("ReduceSum", [m, g.Ints("axis", 1)], $"{path}.count", ("keepdims", 0L)), $"{path}.pooled");
         }
     }
 }
