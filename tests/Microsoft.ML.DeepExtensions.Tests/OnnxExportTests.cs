@@ -249,6 +249,67 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.True(max <= 1e-4, $"{max}");
     }
 
+    /// <summary>A GAN's two exports: the discriminator scores like Transform, the generator from the same noise gives Generate's rows.</summary>
+    private void CompareGan(MLContext ml, GanTransformer gan, IDataView test, int count)
+    {
+        string dir = Fixtures.TempDir();
+        gan.ExportOnnx(Path.Combine(dir, "discriminator.onnx"));
+        gan.ExportGeneratorOnnx(Path.Combine(dir, "generator.onnx"));
+
+        var features = test.GetColumn<float[]>(gan.FeatureColumnName).Take(300).ToArray();
+        var ours = gan.Transform(ml.Data.TakeRows(test, 300)).GetColumn<float>("Score").ToArray();
+        int size = features[0].Length;
+        using (var session = new InferenceSession(Path.Combine(dir, "discriminator.onnx")))
+        using (var results = session.Run([NamedOnnxValue.CreateFromTensor(gan.FeatureColumnName, new DenseTensor<float>(features.SelectMany(f => f).ToArray(), [features.Length, size]))]))
+        {
+            double max = ours.Zip(results.First().AsTensor<float>().ToArray(), (a, b) => Math.Abs(a - b)).Max();
+            output.WriteLine($"GAN discriminator ({(gan.IsConditional ? "conditional" : "unconditional")}, {features.Length} rows): max |ONNX Runtime − TorchSharp| = {max:G3}");
+            Assert.True(max <= 1e-4, $"{max}");
+        }
+
+        // Generate(count, seed, class) draws its noise from a generator seeded with seed: the same noise goes to ONNX Runtime.
+        const int seed = 3, classIndex = 1;
+        float[] noise;
+        using (var generator = new TorchSharp.torch.Generator(seed))
+        using (var z = TorchSharp.torch.randn([count, gan.Spec.LatentSize], generator: generator))
+            noise = z.data<float>().ToArray();
+        var generated = gan.Generate(count, seed, gan.IsConditional ? classIndex : null).GetColumn<float[]>(gan.FeatureColumnName).SelectMany(f => f).ToArray();
+        using (var session = new InferenceSession(Path.Combine(dir, "generator.onnx")))
+        {
+            var inputs = new List<NamedOnnxValue> { NamedOnnxValue.CreateFromTensor("Noise", new DenseTensor<float>(noise, [count, gan.Spec.LatentSize])) };
+            if (gan.IsConditional) inputs.Add(NamedOnnxValue.CreateFromTensor("Class", new DenseTensor<long>(Enumerable.Repeat((long)classIndex, count).ToArray(), [count])));
+            using var results = session.Run(inputs);
+            var rows = results.First().AsTensor<float>().ToArray();
+            double max = generated.Zip(rows, (a, b) => Math.Abs(a - b) / Math.Max(1, Math.Abs(a))).Max();
+            output.WriteLine($"GAN generator: {count} rows × {size}: max |ONNX Runtime − TorchSharp| / max(1, |value|) = {max:G3}");
+            // Generated rows are in feature units (Adult's Fnlwgt is ~1e5 after unscaling), not scores: 1e-3 relative.
+            Assert.True(max <= 1e-3, $"{max}");
+        }
+    }
+
+    [Fact]
+    public void GanDiscriminatorAndGeneratorMatchOnnxRuntime()
+    {
+        // Tabular, conditional, with one-hot groups (Adult's categoricals), so the generator's exact one-hot is exported too.
+        var ml = new MLContext(seed: 1);
+        var adult = ml.Data.TakeRows(TestData.Adult(ml), 3000);
+        var prep = TestData.AdultFeaturizer(ml).Append(ml.Transforms.Conversion.MapValueToKey("Class", "Label")).Fit(adult);
+        var rows = ml.Data.Cache(prep.Transform(adult));
+        using (var gan = ml.Deep().Gan(new GanTrainer.Options { LabelColumnName = "Class", Epochs = 1, Seed = 1, NumberOfThreads = 1 }).Fit(rows))
+        {
+            Assert.NotEmpty(gan.Spec.OneHotGroups);
+            CompareGan(ml, gan, rows, 200);
+        }
+
+        // Images: a conditional DCGAN (transposed convolutions, class maps) on 8×8 digits.
+        var (train, test) = Fixtures.Digits(ml);
+        using var dcgan = ml.Deep().Gan(new GanTrainer.Options
+        {
+            LabelColumnName = "Label", ImageShape = new ImageShape(1, 8, 8), GeneratorFilters = [16, 8], DiscriminatorFilters = [8, 16], Epochs = 1, Seed = 1, NumberOfThreads = 1,
+        }).Fit(train);
+        CompareGan(ml, dcgan, test, 100);
+    }
+
     /// <summary>ApplyOnnxModel's columns (a per-row value arrives as a vector of one) …</summary>
     public sealed class OnnxColumns
     {

@@ -90,7 +90,16 @@ namespace Microsoft.ML.DeepExtensions.Onnx
                 g.Graph.Output.Add(OnnxGraph.Value(column, type, [null, .. shape.Select(d => (long?)d)]));
             }
 
-            g.Graph.Name = o.GraphName ?? $"{m.Spec.Family} {m.Task}";
+            var metadata = new List<(string, string)> { ("task", m.Task.ToString()) };
+            if (m.LabelKeyValues is { } kv)
+                metadata.Add(("label_key_values", string.Join("\n", kv.Values)));   // PredictedLabel k is line k
+            return Wrap(g, o, $"{m.Spec.Family} {m.Task}", m, metadata);
+        }
+
+        /// <summary>The model around a finished graph: IR version, opset, producer, and metadata (family, feature column, ...).</summary>
+        public static ModelProto Wrap(OnnxGraph g, OnnxExportOptions o, string name, ModelManifest m, IEnumerable<(string Key, string Value)> metadata)
+        {
+            g.Graph.Name = o.GraphName ?? name;
             g.Graph.DocString = $"Exported by Microsoft.ML.DeepExtensions from a {m.Spec.Family} model trained by {m.Trainer}.";
             var model = new ModelProto
             {
@@ -100,16 +109,10 @@ namespace Microsoft.ML.DeepExtensions.Onnx
                 Graph = g.Graph,
                 OpsetImport = { new OperatorSetIdProto { Domain = "", Version = o.OpsetVersion } },
             };
-            Metadata(model, "task", m.Task.ToString());
-            Metadata(model, "family", m.Spec.Family);
-            Metadata(model, "feature_column", m.FeatureColumnName);
-            if (m.LabelKeyValues is { } kv)
-                Metadata(model, "label_key_values", string.Join("\n", kv.Values));   // PredictedLabel k is line k
+            foreach (var (key, value) in metadata.Prepend(("feature_column", m.FeatureColumnName)).Prepend(("family", m.Spec.Family)))
+                model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
             return model;
         }
-
-        private static void Metadata(ModelProto model, string key, string value) =>
-            model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
 
         /// <summary>Writes <paramref name="model"/> to <paramref name="stream"/> (which must be writable).</summary>
         public static void Write(ModelProto model, Stream stream)

@@ -116,6 +116,7 @@ internal sealed class OnnxGraph
             case long[] ls: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ls); break;
             case int[] ints: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.AddRange(ints.Select(x => (long)x)); break;
             case float[] fs: a.Type = AttributeProto.Types.AttributeType.Floats; a.Floats.AddRange(fs); break;
+            case TensorProto t: a.Type = AttributeProto.Types.AttributeType.Tensor; a.T = t; break;
             default: throw new ArgumentException($"ONNX attribute '{name}' has an unsupported type {value.GetType().Name}.");
         }
         return a;

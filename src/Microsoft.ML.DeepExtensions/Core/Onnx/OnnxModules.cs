@@ -25,6 +25,8 @@ internal static class OnnxModules
                 return g.Linear(input, l.weight, l.bias, path);
             case Conv2d c:
                 return Conv(g, c, input, path);
+            case ConvTranspose2d ct:
+                return Conv(g, ct, input, path);
             case BatchNorm1d or BatchNorm2d:
                 return BatchNorm(g, (NormBase)module, input, path);
             case LayerNorm ln:
@@ -63,14 +65,19 @@ internal static class OnnxModules
     public static NotSupportedException Unsupported(string path, nn.Module module, string what) =>
         new($"ONNX export: layer '{path}' ({module.GetType().Name}) has {what}; the model cannot be exported.");
 
-    private static string Conv(OnnxGraph g, Conv2d c, string input, string path)
+    // Conv and ConvTranspose keep TorchSharp's weight layout ([out, in/groups, k…] and [in, out/groups, k…], as ONNX).
+    private static string Conv(OnnxGraph g, Convolution c, string input, string path)
     {
         if (c.padding is null) throw Unsupported(path, c, $"padding '{c.padding_type}' (only explicit padding is exported)");
         if (c.padding_mode != PaddingModes.Zeros) throw Unsupported(path, c, $"padding mode {c.padding_mode}");
         string w = g.Initializer($"{path}.weight", c.weight);
         string[] inputs = c.bias is { } b ? [input, w, g.Initializer($"{path}.bias", b)] : [input, w];
-        return g.Node("Conv", inputs, path, ("kernel_shape", c.kernel_size), ("strides", c.stride), ("pads", Pads(c.padding, c.kernel_size.Length)),
-            ("dilations", c.dilation), ("group", c.groups));
+        var attributes = new List<(string, object)>
+        {
+            ("kernel_shape", c.kernel_size), ("strides", c.stride), ("pads", Pads(c.padding, c.kernel_size.Length)), ("dilations", c.dilation), ("group", c.groups),
+        };
+        if (c.transposed) attributes.Add(("output_padding", c.output_padding ?? new long[c.kernel_size.Length]));
+        return g.Node(c.transposed ? "ConvTranspose" : "Conv", inputs, path, [.. attributes]);
     }
 
     private static string BatchNorm(OnnxGraph g, NormBase bn, string input, string path)

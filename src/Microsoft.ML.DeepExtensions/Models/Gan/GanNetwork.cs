@@ -131,6 +131,60 @@ internal sealed class GanNetwork : nn.Module
     }
 
     /// <summary>
+    /// <see cref="Realness"/> as ONNX nodes on raw features [N, InputSize]: a conditional GAN scores every row once per
+    /// class in one batch (rows repeated K times beside the K one-hot labels) and keeps the highest score.
+    /// </summary>
+    public string ExportRealness(Onnx.OnnxGraph g, string features)
+    {
+        using var _ = no_grad();
+        string x = g.Mul(g.Sub(features, g.Initializer(nameof(center), center), "centred"), g.Initializer(nameof(scale), scale), "scaled");
+        int k = Spec.ClassCount;
+        if (k == 0) return g.Reshape(Onnx.OnnxModules.Export(g, discriminator, x, "discriminator"), [-1], "realness");
+        string batch = g.Node("Slice", [g.Node("Shape", [x], "shape"), g.Ints("start", 0), g.Ints("end", 1)], "batch");
+        string repeated = g.Reshape(g.Node("Expand", [g.Node("Unsqueeze", [x, g.Ints("axes", 0)], "x_1"), g.Node("Concat", [g.Ints("k", k), batch, g.Ints("f", Spec.InputSize)], "rep_shape", ("axis", 0L))], "x_k"), [-1, Spec.InputSize], "x_rows");
+        using var eye = torch.eye(k).unsqueeze(1);   // [K, 1, K]
+        string labels = g.Reshape(g.Node("Expand", [g.Initializer("class_onehot", eye), g.Node("Concat", [g.Ints("k", k), batch, g.Ints("k_again", k)], "lab_shape", ("axis", 0L))], "labels_k"), [-1, k], "labels");
+        string scores = Onnx.OnnxModules.Export(g, discriminator, g.Node("Concat", [repeated, labels], "with_class", ("axis", 1L)), "discriminator");
+        string perClass = g.Reshape(scores, [k, -1], "per_class");
+        // Max over the classes (the elementwise Max reads the same in every operator set; ReduceMax changed form in 18).
+        return g.Node("Max", Enumerable.Range(0, k).Select(i => g.Node("Gather", [perClass, g.Scalar("class", i)], "class_score", ("axis", 0L))).ToArray(), "realness");
+    }
+
+    /// <summary>
+    /// The generator as ONNX nodes: noise [N, LatentSize] (and, when conditional, 0-based class indices [N]) → rows in
+    /// feature units, one-hot groups exact (argmax), as <see cref="Sample"/> and <see cref="Unscale"/> give them.
+    /// </summary>
+    public string ExportGenerator(Onnx.OnnxGraph g, string noise, string? classIndex)
+    {
+        using var _ = no_grad();
+        string input = noise;
+        if (classIndex is not null)
+        {
+            using var eye = torch.eye(Spec.ClassCount);
+            string oneHot = g.Node("Gather", [g.Initializer("class_eye", eye), classIndex], "class_onehot", ("axis", 0L));
+            input = g.Node("Concat", [noise, oneHot], "generator_input", ("axis", 1L));
+        }
+        string output = Onnx.OnnxModules.Export(g, generator, input, "generator");
+        if (Spec.OneHotGroups.Length > 0)
+        {
+            var parts = new List<string>();
+            int next = 0;
+            string Slice(int start, int length, string hint) => g.Node("Slice", [output, g.Ints("start", start), g.Ints("end", start + length), g.Ints("axes", 1)], hint);
+            foreach (var group in Spec.OneHotGroups.OrderBy(x => x.Start))
+            {
+                if (group.Start > next) parts.Add(Slice(next, group.Start - next, "numeric"));
+                using var eye = torch.eye(group.Length);
+                string best = g.Node("ArgMax", [Slice(group.Start, group.Length, "group_logits")], "group_argmax", ("axis", 1L), ("keepdims", 0L));
+                parts.Add(g.Node("Gather", [g.Initializer("group_eye", eye), best], "group_onehot", ("axis", 0L)));
+                next = group.Start + group.Length;
+            }
+            if (next < Spec.InputSize) parts.Add(Slice(next, Spec.InputSize - next, "numeric"));
+            output = g.Node("Concat", [.. parts], "generated", ("axis", 1L));
+        }
+        return g.Add(g.Div(output, g.Initializer(nameof(scale), scale), "unscaled"), g.Initializer(nameof(center), center), "rows");
+    }
+
+    /// <summary>
     /// How real raw feature rows look: the discriminator's score (for a conditional GAN, the highest over the classes,
     /// i.e. how real the row looks as the class it most resembles).
     /// </summary>

@@ -139,7 +139,7 @@ public sealed class GanSpec : NetworkSpec
             for (int i = 0; i < n; i++)
             {
                 int outC = i + 1 < n ? GeneratorFilters[i + 1] : Image.Channels;
-                layers.Add(($"deconv{i + 1}", nn.ConvTranspose2d(GeneratorFilters[i], outC, 4, stride: 2, padding: 1)));
+                layers.Add(($"deconv{i + 1}", outC == 1 ? new SingleChannelDeconv(GeneratorFilters[i]) : nn.ConvTranspose2d(GeneratorFilters[i], outC, 4, stride: 2, padding: 1)));
                 if (i + 1 < n)
                 {
                     layers.Add(($"batchnorm{i + 1}", nn.BatchNorm2d(outC)));
@@ -210,8 +210,23 @@ public sealed class GanSpec : NetworkSpec
     }
 
     /// <summary>[B, C·H·W + K] → [B, C + K, H, W]: the image, then one constant map per class (the one-hot label).</summary>
-    private sealed class ImageWithClassMaps(int c, int h, int w, int k) : nn.Module<Tensor, Tensor>("ImageWithClassMaps")
+    private sealed class ImageWithClassMaps(int c, int h, int w, int k) : nn.Module<Tensor, Tensor>("ImageWithClassMaps"), Onnx.IOnnxExportable
     {
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
+        {
+            if (k == 0) return g.Reshape(x, [-1, c, h, w], path);
+            long size = (long)c * h * w;
+            string image = g.Reshape(g.Node("Slice", [x, g.Ints("start", 0), g.Ints("end", size), g.Ints("axes", 1)], $"{path}.pixels"), [-1, c, h, w], $"{path}.image");
+            string labels = g.Reshape(g.Node("Slice", [x, g.Ints("start", size), g.Ints("end", size + k), g.Ints("axes", 1)], $"{path}.onehot"), [-1, k, 1, 1], $"{path}.labels");
+            string maps = g.Node("Mul", [labels, g.Node("ConstantOfShape", [g.Ints("map_shape", 1, 1, h, w)], $"{path}.ones", ("value", OnesTensor()))], $"{path}.maps");
+            string batch = g.Node("Slice", [g.Node("Shape", [x], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
+            maps = g.Node("Expand", [maps, g.Node("Concat", [batch, g.Ints("khw", k, h, w)], $"{path}.maps_shape", ("axis", 0L))], $"{path}.maps_b");
+            return g.Node("Concat", [image, maps], path, ("axis", 1L));
+        }
+
+        private static global::Onnx.TensorProto OnesTensor() =>
+            new() { DataType = (int)global::Onnx.TensorProto.Types.DataType.Float, Dims = { 1 }, FloatData = { 1f } };
+
         public override Tensor forward(Tensor x)
         {
             long n = x.shape[0];
@@ -223,15 +238,53 @@ public sealed class GanSpec : NetworkSpec
         }
     }
 
-    /// <summary>[B, C·H·W] → [B, C, H, W].</summary>
-    private sealed class Reshape(int c, int h, int w) : nn.Module<Tensor, Tensor>("Reshape")
+    /// <summary>
+    /// A 4×4, stride-2 transposed convolution to one channel (a grayscale image). libtorch 2.10's CPU kernel computes a
+    /// one-output-channel transposed convolution wrongly on some inputs (measured here: off by up to 1.4 against the
+    /// definition, which ONNX Runtime matches to 3e-7, while two or more channels are exact), so this runs it as two
+    /// channels — the second all zeros — and keeps the first. Parameters, their names and their initial values are those
+    /// of <c>nn.ConvTranspose2d(c, 1, 4, 2, 1)</c>, so model files are unchanged.
+    /// </summary>
+    private sealed class SingleChannelDeconv : nn.Module<Tensor, Tensor>, Onnx.IOnnxExportable
     {
+        private readonly TorchSharp.Modules.Parameter weight;
+        private readonly TorchSharp.Modules.Parameter bias;
+
+        public SingleChannelDeconv(int inChannels) : base("ConvTranspose2d")
+        {
+            using var init = nn.ConvTranspose2d(inChannels, 1, 4, stride: 2, padding: 1);
+            weight = nn.Parameter(init.weight.detach().clone());
+            bias = nn.Parameter(init.bias!.detach().clone());
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            using var w = torch.cat([weight, torch.zeros_like(weight)], 1);
+            using var b = torch.cat([bias, torch.zeros_like(bias)], 0);
+            using var y = nn.functional.conv_transpose2d(x, w, b, strides: [2, 2], padding: [1, 1]);
+            return y.narrow(1, 0, 1).contiguous();
+        }
+
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) =>
+            g.Node("ConvTranspose", [x, g.Initializer($"{path}.weight", weight), g.Initializer($"{path}.bias", bias)], path,
+                ("kernel_shape", new long[] { 4, 4 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }));
+    }
+
+    /// <summary>[B, C·H·W] → [B, C, H, W].</summary>
+    private sealed class Reshape(int c, int h, int w) : nn.Module<Tensor, Tensor>("Reshape"), Onnx.IOnnxExportable
+    {
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) => g.Reshape(x, [-1, c, h, w], path);
+
         public override Tensor forward(Tensor x) => x.view(-1, c, h, w);
     }
 
     /// <summary>[B, C, H', W'] → the top-left H×W, flattened to [B, C·H·W].</summary>
-    private sealed class CropFlatten(int h, int w) : nn.Module<Tensor, Tensor>("CropFlatten")
+    private sealed class CropFlatten(int h, int w) : nn.Module<Tensor, Tensor>("CropFlatten"), Onnx.IOnnxExportable
     {
+        public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) =>
+            g.Node("Flatten", [g.Node("Slice", [x, g.Ints("start", 0, 0), g.Ints("end", h, w), g.Ints("axes", 2, 3)], $"{path}.crop")], path, ("axis", 1L));
+
         public override Tensor forward(Tensor x)
         {
             if (x.shape[2] == h && x.shape[3] == w) return x.flatten(1);

@@ -104,6 +104,52 @@ public sealed class GanTransformer : ITransformer, IBatchScorer, IDisposable
     }
 
     /// <summary>
+    /// Exports the discriminator as ONNX: input the feature column (float [N, size], raw units), output <c>Score</c> [N],
+    /// how real each row looks — what <see cref="Transform"/> adds (for a conditional GAN the highest score over the classes).
+    /// </summary>
+    public void ExportOnnx(string path, OnnxExportOptions? options = null) => Onnx.OnnxExporter.Write(BuildOnnx(options, generator: false), path);
+
+    /// <summary>
+    /// Exports the generator as ONNX: inputs <c>Noise</c> (float [N, <see cref="GanSpec.LatentSize"/>], standard normal)
+    /// and, for a conditional GAN, <c>Class</c> (int64 [N], 0-based, see <see cref="ClassNames"/>); output the feature
+    /// column in the training data's units, one-hot groups exact — so synthetic rows can be drawn without TorchSharp.
+    /// </summary>
+    public void ExportGeneratorOnnx(string path, OnnxExportOptions? options = null) => Onnx.OnnxExporter.Write(BuildOnnx(options, generator: true), path);
+
+    private global::Onnx.ModelProto BuildOnnx(OnnxExportOptions? options, bool generator)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var o = options ?? new OnnxExportOptions();
+        o.Validate();
+        var g = new Onnx.OnnxGraph();
+        const global::Onnx.TensorProto.Types.DataType f32 = global::Onnx.TensorProto.Types.DataType.Float;
+        lock (_lock)
+        {
+            if (generator)
+            {
+                string output = g.Reserve(FeatureColumnName);
+                g.Graph.Input.Add(Onnx.OnnxGraph.Value(g.Reserve("Noise"), f32, [null, Spec.LatentSize]));
+                string? cls = IsConditional ? g.Reserve("Class") : null;
+                if (cls is not null) g.Graph.Input.Add(Onnx.OnnxGraph.Value(cls, global::Onnx.TensorProto.Types.DataType.Int64, [null]));
+                string rows = _network.ExportGenerator(g, "Noise", cls);
+                g.Graph.Node.Add(new global::Onnx.NodeProto { OpType = "Identity", Name = g.Fresh("output"), Input = { rows }, Output = { output } });
+                g.Graph.Output.Add(Onnx.OnnxGraph.Value(output, f32, [null, Spec.InputSize]));
+            }
+            else
+            {
+                g.Graph.Input.Add(Onnx.OnnxGraph.Value(g.Reserve(FeatureColumnName), f32, [null, Spec.InputSize]));
+                string score = g.Reserve(ColumnNames.Score);
+                string realness = _network.ExportRealness(g, FeatureColumnName);
+                g.Graph.Node.Add(new global::Onnx.NodeProto { OpType = "Identity", Name = g.Fresh("output"), Input = { realness }, Output = { score } });
+                g.Graph.Output.Add(Onnx.OnnxGraph.Value(score, f32, [null]));
+            }
+        }
+        var metadata = new List<(string, string)> { ("task", generator ? "generator" : "discriminator") };
+        if (Manifest.LabelKeyValues is { } kv) metadata.Add(("label_key_values", string.Join("\n", kv.Values)));   // Class k is line k + 1
+        return Onnx.OnnxExporter.Wrap(g, o, $"GAN {(generator ? "generator" : "discriminator")}", Manifest, metadata);
+    }
+
+    /// <summary>
     /// Generates <paramref name="count"/> synthetic rows: the feature column (in the training data's units) and, for a
     /// conditional GAN, the label — <paramref name="classIndex"/> (0-based, see <see cref="ClassNames"/>) for every row, or
     /// classes drawn with the training data's frequencies when null. The same seed gives the same rows.
