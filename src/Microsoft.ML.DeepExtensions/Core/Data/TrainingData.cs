@@ -158,15 +158,17 @@ internal sealed class TrainingData : IDisposable
     }
 
     /// <summary>
-    /// A streamed batch onto the device. For a GPU it is staged in pinned (page-locked) host memory and copied without
-    /// blocking, so the host reads the next rows while the copy runs (libtorch's pinned allocator keeps the staging
-    /// memory until the copy is done); elsewhere it is created where it is used.
+    /// The first rows of a reused batch buffer as a tensor of its own on the device: a native copy (a tensor made from a
+    /// managed array pins and keeps that array, so every batch would leave one on the large-object heap until a full
+    /// collection — measured: streaming memory grew with the data). For a GPU the copy is staged in pinned
+    /// (page-locked) host memory and sent without blocking (libtorch's pinned allocator keeps it until the copy is done).
     /// </summary>
-    private static Tensor ToDevice(float[] values, long[] shape, Device device)
+    private static Tensor ToDevice(float[] buffer, long[] shape, Device device)
     {
-        if (device.type != DeviceType.CUDA) return tensor(values, shape, device: device);
-        using var host = tensor(values, shape);
-        using var pinned = host.pin_memory();
+        using var view = tensor(buffer, [buffer.LongLength]);
+        using var rows = view.narrow(0, 0, shape.Aggregate(1L, (a, b) => a * b)).view(shape);
+        if (device.type != DeviceType.CUDA) return rows.clone();
+        using var pinned = rows.pin_memory();
         return pinned.to(device, non_blocking: true);
     }
 
@@ -181,6 +183,8 @@ internal sealed class TrainingData : IDisposable
         var rng = shuffleSeed is int s ? new Random(s) : null;
         using var cursor = q.Data.GetRowCursor(FeatureReader.Needed(q.Data.Schema, q.FeatureColumn, q.LabelColumn));
         var reader = new FeatureReader(cursor, q.FeatureColumn, q.Input, q.LabelColumn, q.Label);
+        var bx = new float[(long)batchSize * d];
+        var by = new float[(long)batchSize * w];
         long r = -1;
         int filled = 0;
         bool more = true;
@@ -200,8 +204,6 @@ internal sealed class TrainingData : IDisposable
             token.ThrowIfCancellationRequested();
             int[] order = Enumerable.Range(0, filled).ToArray();
             rng?.Shuffle(order);
-            var bx = new float[(long)batchSize * d];
-            var by = new float[(long)batchSize * w];
             for (int start = 0; start < filled; start += batchSize)
             {
                 int len = Math.Min(batchSize, filled - start);
@@ -210,7 +212,7 @@ internal sealed class TrainingData : IDisposable
                     Array.Copy(xs, (long)order[start + i] * d, bx, (long)i * d, d);
                     Array.Copy(ys, (long)order[start + i] * w, by, (long)i * w, w);
                 }
-                yield return (ToDevice(bx.AsSpan(0, len * d).ToArray(), [len, d], device), ToDevice(by.AsSpan(0, len * w).ToArray(), w == 1 ? [len] : [len, w], device));
+                yield return (ToDevice(bx, [len, d], device), ToDevice(by, w == 1 ? [len] : [len, w], device));
             }
             filled = 0;
         }
