@@ -18,6 +18,17 @@ public static class Program
           serve   examples/ScoringService under load on loopback (MLP and CNN): throughput, latency, errors, memory
           gan     GanTrainer quality: Fashion-MNIST conditional DCGAN judged by a CNN (+ Fréchet distance), Adult
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
+          onnx    scoring with TorchSharp vs the exported model in ONNX Runtime (MLP and CNN): single-row latency,
+                  batch throughput, label agreement; or --export-model PATH to write the MLP's .onnx file only
+
+        Options (onnx):
+          --limit N           Fashion-MNIST training images (default 6,000; the train split, else the embedded t10k)
+          --rows N            t10k rows timed per side and round (default 2,000) after --warmup N untimed ones (default 200)
+          --rounds N          alternating rounds (default 5); --batch N ORT batch rows (default 256)
+          --threads N         torch intra-op threads = ORT IntraOpNumThreads (default 1)
+          --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)
+          --export-model PATH train the default MLP (2 epochs) on the slice, write PATH (.onnx) and stop
+          --output FILE       markdown report (default benchmarks/results/onnx.md; '-' for none)
 
         Options (gan):
           --part P            fashion, adult, digits or all (default all)
@@ -30,6 +41,7 @@ public static class Program
         Options (stream):
           --limit N           training images (default all 60,000); --budget MB for the streamed run (default 4)
           --epochs N          epochs per run (default 4; the first is warm-up for the time ratio); --threads N, --data DIR
+          --gc-cap MB         the second streamed run's managed heap cap (DOTNET_GCHeapHardLimit; default 400)
           --output FILE       markdown report (default benchmarks/results/streaming.md; '-' for none)
 
         Options (serve):
@@ -87,6 +99,8 @@ public static class Program
                     return new StreamingBenchmark(StreamingBenchmark.Settings.Parse(args[1..])).Run();
                 case "serve":
                     return new ServingBenchmark(ServingBenchmark.Settings.Parse(args[1..])).Run();
+                case "onnx":
+                    return new OnnxBenchmark(OnnxBenchmark.Settings.Parse(args[1..])).Run();
                 default:
                     Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");
                     Console.Error.WriteLine(Usage);
