@@ -426,6 +426,10 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         string path = Path.Combine(Fixtures.TempDir(), "model.onnx");
         model.ExportOnnx(path);
 
+        var proto = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.Equal(17, Assert.Single(proto.OpsetImport).Version);   // opset recorded; LayerNormalization needs 17
+        Assert.Equal(8, proto.IrVersion);
+        Assert.Contains(proto.MetadataProps, p => p.Key == "label_key_values" && p.Value.Split('\n').Length == 10);
         var initializers = OnnxWeights.Read(path);
         using var fresh = new DeepNetwork(model.Spec);
         fresh.eval();

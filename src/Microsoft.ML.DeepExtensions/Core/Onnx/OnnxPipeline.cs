@@ -93,7 +93,6 @@ internal static class OnnxPipeline
         graph.Node.Add(kept);
         foreach (var init in graph.Initializer.Where(i => !needed.Contains(i.Name)).ToList()) graph.Initializer.Remove(init);
         foreach (var input in graph.Input.Where(i => !needed.Contains(i.Name)).ToList()) graph.Input.Remove(input);
-        foreach (var info in graph.ValueInfo.Where(v => !needed.Contains(v.Name)).ToList()) graph.ValueInfo.Remove(info);
     }
 
     private static IEnumerable<ITransformer> Flatten(ITransformer t) =>
@@ -108,6 +107,9 @@ internal static class OnnxPipeline
 
         var graph = theirs.Graph.Clone();
         graph.Output.Clear();
+        // ML.NET declares shapes for its intermediate values that disagree with what they are ([-1, k] for a one-hot
+        // that is [-1, 1, k]): ONNX Runtime warns and falls back. They are optional; it infers them itself.
+        graph.ValueInfo.Clear();
         foreach (var init in ours.Graph.Initializer)
         {
             var copy = init.Clone();
