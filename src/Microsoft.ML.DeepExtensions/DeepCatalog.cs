@@ -141,20 +141,8 @@ public sealed class DeepCatalog
     /// <param name="model">The fitted model or chain.</param>
     /// <param name="inputSchema">The schema of the data the model scores (saved with it, as ML.NET does).</param>
     /// <param name="path">The model file (.zip) to write or replace.</param>
-    public void SaveModel(ITransformer model, DataViewSchema inputSchema, string path)
-    {
-        var full = Path.GetFullPath(path);
-        var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            Context.Model.Save(model, inputSchema, tmp);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
+    public void SaveModel(ITransformer model, DataViewSchema inputSchema, string path) =>
+        AtomicFile.Write(path, tmp => Context.Model.Save(model, inputSchema, tmp));
 
     /// <summary>
     /// Loads a model saved with <c>mlContext.Model.Save</c>. Same as <c>mlContext.Model.Load</c> (which also works once

@@ -112,6 +112,15 @@ public sealed record TokenInput(int VocabularySize, int MaxLength, SequenceOverf
         return ([input], graph.Node("Cast", [ids], $"{column}_float", ("to", (long)global::Onnx.TensorProto.Types.DataType.Float)));
     }
 
+    /// <summary>
+    /// The ONNX form of <see cref="TokenBatch.From"/>: float ids [B, L] → int64 ids and the bool mask of real tokens.
+    /// </summary>
+    internal static (string Ids, string Keep) OnnxIds(Onnx.OnnxGraph g, string x, string path)
+    {
+        string ids = g.Node("Cast", [x], $"{path}.ids", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int64));
+        return (ids, g.Node("Not", [g.Node("Equal", [ids, g.Scalar("padding", PaddingId)], $"{path}.padding")], $"{path}.keep"));
+    }
+
     /// <summary>The id padding positions hold (0).</summary>
     public const int PaddingId = 0;
 

@@ -114,32 +114,23 @@ namespace Microsoft.ML.DeepExtensions.Onnx
             return model;
         }
 
-        /// <summary>Writes <paramref name="model"/> to <paramref name="stream"/> (which must be writable).</summary>
-        public static void Write(ModelProto model, Stream stream)
+        /// <summary>Throws unless <paramref name="stream"/> can be written (checked before any export work).</summary>
+        public static void CheckWritable(Stream stream)
         {
             ArgumentNullException.ThrowIfNull(stream);
             if (!stream.CanWrite) throw new ArgumentException("The stream is not writable: ONNX export needs a writable stream.", nameof(stream));
+        }
+
+        /// <summary>Writes <paramref name="model"/> to <paramref name="stream"/>.</summary>
+        public static void Write(ModelProto model, Stream stream)
+        {
             model.WriteTo(stream);
             stream.Flush();
         }
 
         /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> atomically (a temporary file, then moved).</summary>
-        public static void Write(ModelProto model, string path)
-        {
-            ArgumentException.ThrowIfNullOrWhiteSpace(path);
-            var full = Path.GetFullPath(path);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            var tmp = full + $".{Environment.ProcessId}.tmp";
-            try
-            {
-                using (var file = File.Create(tmp)) Write(model, file);
-                File.Move(tmp, full, overwrite: true);
-            }
-            finally
-            {
-                if (File.Exists(tmp)) File.Delete(tmp);
-            }
-        }
+        public static void Write(ModelProto model, string path) =>
+            AtomicFile.Write(path, tmp => { using var file = File.Create(tmp); Write(model, file); });
 
         /// <summary>
         /// Writes a Triton / KServe model repository entry: <c>repository/name/config.pbtxt</c> (inputs, outputs, dynamic

@@ -136,6 +136,14 @@ internal sealed class OnnxGraph
         return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = tensorType } };
     }
 
+    /// <summary>The size of <paramref name="x"/>'s axis <paramref name="axis"/> as an int64 [1] (the batch for axis 0).</summary>
+    public string Dimension(string x, long axis, string hint) =>
+        Node("Slice", [Node("Shape", [x], $"{hint}_shape"), Ints("start", axis), Ints("end", axis + 1)], hint);
+
+    /// <summary><paramref name="value"/> broadcast to [<paramref name="batch"/>, <paramref name="rest"/>…] (batch from <see cref="Dimension"/>).</summary>
+    public string ExpandToBatch(string value, string batch, long[] rest, string hint) =>
+        Node("Expand", [value, Node("Concat", [batch, Ints($"{hint}_dims", rest)], $"{hint}_shape", ("axis", 0L))], hint);
+
     /// <summary>
     /// Cuts axis 1 of <paramref name="x"/> to at most <paramref name="length"/> and pads it with zeros to exactly that
     /// (rows of any length become the fixed width the network was trained on); <paramref name="unit"/> values per step.
@@ -143,7 +151,7 @@ internal sealed class OnnxGraph
     public string FitLength(string x, long length, string hint, long unit = 1)
     {
         string cut = Node("Slice", [x, Ints("start", 0), Ints("end", length * unit), Ints("axes", 1)], $"{hint}_cut");
-        string width = Node("Slice", [Node("Shape", [cut], $"{hint}_shape"), Ints("start", 1), Ints("end", 2)], $"{hint}_width");
+        string width = Dimension(cut, 1, $"{hint}_width");
         string pads = Node("Concat", [Ints("pads_begin", 0, 0, 0), Sub(Ints("length", length * unit), width, $"{hint}_missing")], $"{hint}_pads", ("axis", 0L));
         return Node("Pad", [cut, pads], $"{hint}_fitted");
     }

@@ -148,8 +148,7 @@ public sealed class DeepTransformer : ISingleFeaturePredictionTransformer<Networ
     /// <summary>Exports the model as ONNX to a writable <paramref name="stream"/>; see <see cref="ExportOnnx(string, OnnxExportOptions?)"/>.</summary>
     public void ExportOnnx(Stream stream, OnnxExportOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanWrite) throw new ArgumentException("The stream is not writable: ONNX export needs a writable stream.", nameof(stream));
+        Onnx.OnnxExporter.CheckWritable(stream);
         Onnx.OnnxExporter.Write(BuildOnnx(options), stream);
     }
 

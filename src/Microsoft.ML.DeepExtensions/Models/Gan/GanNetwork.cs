@@ -140,7 +140,7 @@ internal sealed class GanNetwork : nn.Module
         string x = g.Mul(g.Sub(features, g.Initializer(nameof(center), center), "centred"), g.Initializer(nameof(scale), scale), "scaled");
         int k = Spec.ClassCount;
         if (k == 0) return g.Reshape(Onnx.OnnxModules.Export(g, discriminator, x, "discriminator"), [-1], "realness");
-        string batch = g.Node("Slice", [g.Node("Shape", [x], "shape"), g.Ints("start", 0), g.Ints("end", 1)], "batch");
+        string batch = g.Dimension(x, 0, "batch");
         string repeated = g.Reshape(g.Node("Expand", [g.Node("Unsqueeze", [x, g.Ints("axes", 0)], "x_1"), g.Node("Concat", [g.Ints("k", k), batch, g.Ints("f", Spec.InputSize)], "rep_shape", ("axis", 0L))], "x_k"), [-1, Spec.InputSize], "x_rows");
         using var eye = torch.eye(k).unsqueeze(1);   // [K, 1, K]
         string labels = g.Reshape(g.Node("Expand", [g.Initializer("class_onehot", eye), g.Node("Concat", [g.Ints("k", k), batch, g.Ints("k_again", k)], "lab_shape", ("axis", 0L))], "labels_k"), [-1, k], "labels");

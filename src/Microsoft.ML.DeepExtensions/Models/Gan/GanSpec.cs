@@ -219,8 +219,7 @@ public sealed class GanSpec : NetworkSpec
             string image = g.Reshape(g.Node("Slice", [x, g.Ints("start", 0), g.Ints("end", size), g.Ints("axes", 1)], $"{path}.pixels"), [-1, c, h, w], $"{path}.image");
             string labels = g.Reshape(g.Node("Slice", [x, g.Ints("start", size), g.Ints("end", size + k), g.Ints("axes", 1)], $"{path}.onehot"), [-1, k, 1, 1], $"{path}.labels");
             string maps = g.Node("Mul", [labels, g.Node("ConstantOfShape", [g.Ints("map_shape", 1, 1, h, w)], $"{path}.ones", ("value", OnesTensor()))], $"{path}.maps");
-            string batch = g.Node("Slice", [g.Node("Shape", [x], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
-            maps = g.Node("Expand", [maps, g.Node("Concat", [batch, g.Ints("khw", k, h, w)], $"{path}.maps_shape", ("axis", 0L))], $"{path}.maps_b");
+            maps = g.ExpandToBatch(maps, g.Dimension(x, 0, $"{path}.batch"), [k, h, w], $"{path}.maps_b");
             return g.Node("Concat", [image, maps], path, ("axis", 1L));
         }
 

@@ -334,11 +334,10 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>, Onnx.IOnnxExp
         string? lengths = null;
         if (embedding is not null)
         {
-            string ids = g.Node("Cast", [x], $"{path}.ids", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int64));
-            string real = g.Node("Cast", [g.Node("Not", [g.Node("Equal", [ids, g.Scalar("padding", TokenInput.PaddingId)], $"{path}.padding")], $"{path}.real")],
-                $"{path}.real_i", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int32));
+            var (ids, keep) = TokenInput.OnnxIds(g, x, path);
+            string real = g.Node("Cast", [keep], $"{path}.real", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int32));
             lengths = g.Node("Max", [g.Node("ReduceSum", [real, g.Ints("axis", 1)], $"{path}.lengths", ("keepdims", 0L)), g.Int32("one", 1)], $"{path}.lengths_1");
-            steps = g.Node("Gather", [g.Initializer($"{path}.embedding.weight", embedding.weight), ids], $"{path}.embedded", ("axis", 0L));
+            steps = g.Node("Gather", [g.Initializer($"{path}.embedding.weight", embedding.weight!), ids], $"{path}.embedded", ("axis", 0L));
         }
         else if (_spec.Sequence is { } input)
         {

@@ -129,10 +129,8 @@ public sealed class FtTransformerSpec : NetworkSpec
 
         public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
         {
-            long d = cls.shape[2];
             // [CLS] expanded to the batch: [1, 1, d] → [B, 1, d].
-            string batch = g.Node("Slice", [g.Node("Shape", [x], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
-            var tokens = new List<string> { g.Node("Expand", [g.Initializer($"{path}.cls", cls), g.Node("Concat", [batch, g.Ints("one_d", 1, d)], $"{path}.cls_shape", ("axis", 0L))], $"{path}.cls_b") };
+            var tokens = new List<string> { g.ExpandToBatch(g.Initializer($"{path}.cls", cls), g.Dimension(x, 0, $"{path}.batch"), [1, cls.shape[2]], $"{path}.cls_b") };
             if (_numeric > 0)
             {
                 string values = g.Node("Unsqueeze", [g.Node("Gather", [x, g.Initializer($"{path}.numeric_index", numeric_index)], $"{path}.numeric", ("axis", 1L)), g.Ints("axes", -1)], $"{path}.numeric_1");

@@ -158,20 +158,17 @@ public sealed class TransformerSpec : NetworkSpec
         public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
         {
             const long boolType = (long)global::Onnx.TensorProto.Types.DataType.Bool;
-            string ids = g.Node("Cast", [x], $"{path}.ids", ("to", (long)global::Onnx.TensorProto.Types.DataType.Int64));
-            string keep = g.Node("Not", [g.Node("Equal", [ids, g.Scalar("padding", TokenInput.PaddingId)], $"{path}.padding")], $"{path}.keep");
-            string h = g.Node("Gather", [g.Initializer($"{path}.embedding.weight", embedding.weight), ids], $"{path}.embedded", ("axis", 0L));
-            string batch = g.Node("Slice", [g.Node("Shape", [ids], $"{path}.shape"), g.Ints("start", 0), g.Ints("end", 1)], $"{path}.batch");
+            var (ids, keep) = TokenInput.OnnxIds(g, x, path);
+            string h = g.Node("Gather", [g.Initializer($"{path}.embedding.weight", embedding.weight!), ids], $"{path}.embedded", ("axis", 0L));
             if (cls is not null)
             {
-                long d = cls.shape[2];
-                string clsB = g.Node("Expand", [g.Initializer($"{path}.cls", cls), g.Node("Concat", [batch, g.Ints("one_d", 1, d)], $"{path}.cls_shape", ("axis", 0L))], $"{path}.cls_b");
-                h = g.Node("Concat", [clsB, h], $"{path}.with_cls", ("axis", 1L));
-                string ones = g.Node("Cast", [g.Node("Expand", [g.Ints("true", 1), g.Node("Concat", [batch, g.Ints("one", 1)], $"{path}.ones_shape", ("axis", 0L))], $"{path}.ones")], $"{path}.cls_keep", ("to", boolType));
+                string batch = g.Dimension(ids, 0, $"{path}.batch");
+                h = g.Node("Concat", [g.ExpandToBatch(g.Initializer($"{path}.cls", cls), batch, [1, cls.shape[2]], $"{path}.cls_b"), h], $"{path}.with_cls", ("axis", 1L));
+                string ones = g.Node("Cast", [g.ExpandToBatch(g.Ints("true", 1), batch, [1], $"{path}.ones")], $"{path}.cls_keep", ("to", boolType));
                 keep = g.Node("Concat", [ones, keep], $"{path}.keep_cls", ("axis", 1L));
             }
-            string t = g.Node("Slice", [g.Node("Shape", [h], $"{path}.h_shape"), g.Ints("start", 1), g.Ints("end", 2)], $"{path}.t");
-            string table = position_embedding is not null ? g.Initializer($"{path}.position_embedding.weight", position_embedding.weight) : g.Initializer($"{path}.sinusoids", sinusoids!);
+            string t = g.Dimension(h, 1, $"{path}.t");
+            string table = position_embedding is not null ? g.Initializer($"{path}.position_embedding.weight", position_embedding.weight!) : g.Initializer($"{path}.sinusoids", sinusoids!);
             h = g.Add(h, g.Node("Slice", [table, g.Ints("start", 0), t, g.Ints("axes", 0)], $"{path}.positions"), $"{path}.input");
             h = encoder.ExportOnnx(g, h, keep, $"{path}.encoder");
             if (cls is not null) return g.Node("Gather", [h, g.Scalar("cls_index", 0)], $"{path}.pooled", ("axis", 1L));
