@@ -30,10 +30,8 @@ internal sealed class EpochBenchmark(EpochBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings();
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "epochs", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--epochs": s.Epochs = Program.PositiveInt(a, Next()); break;
@@ -44,9 +42,10 @@ internal sealed class EpochBenchmark(EpochBenchmark.Settings settings)
                     case "--data": s.DataDirectory = Next() ?? throw new ArgumentException("Option --data needs a folder."); break;
                     case "--shared-data": s.SharedData = Next() ?? throw new ArgumentException("Option --shared-data needs a folder."); break;
                     case "--output": s.Output = Next() ?? throw new ArgumentException("Option --output needs a file."); break;
-                    default: throw new ArgumentException($"Unknown option '{a}'.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             if (s.Epochs < 2) throw new ArgumentException("Option --epochs needs at least 2 (the first epoch is warm-up).");
             return s;
         }

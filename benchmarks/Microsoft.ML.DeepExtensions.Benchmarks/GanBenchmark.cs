@@ -34,10 +34,8 @@ internal sealed class GanBenchmark(GanBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings { CommandLine = string.Join(" ", args) };
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "gan", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--part":
@@ -52,9 +50,10 @@ internal sealed class GanBenchmark(GanBenchmark.Settings settings)
                     case "--data": s.DataDirectory = Next() ?? throw new ArgumentException("Option --data needs a folder."); break;
                     case "--shared-data": s.SharedData = Next() ?? throw new ArgumentException("Option --shared-data needs a folder."); break;
                     case "--output": s.Output = Next() ?? throw new ArgumentException("Option --output needs a file or '-'."); break;
-                    default: throw new ArgumentException($"Unknown option '{a}'.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             return s;
         }
     }

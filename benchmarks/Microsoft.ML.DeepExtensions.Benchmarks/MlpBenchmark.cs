@@ -42,10 +42,8 @@ internal sealed class MlpBenchmark(MlpBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings { CommandLine = string.Join(" ", args) };
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "mlp", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--epochs": s.Epochs = Program.PositiveInt(a, Next()); break;
@@ -59,9 +57,10 @@ internal sealed class MlpBenchmark(MlpBenchmark.Settings settings)
                     case "--no-warmup": s.WarmUp = false; break;
                     case "--data": s.DataDirectory = Next() ?? throw new ArgumentException("Option --data needs a folder."); break;
                     case "--output": s.Output = Next() ?? throw new ArgumentException("Option --output needs a file name (or '-')."); break;
-                    default: throw new ArgumentException($"Unknown option '{a}' for the mlp benchmark.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             if (s.Epochs < 2) Console.WriteLine("Note: with one epoch per run there is no warm epoch to time; the warm-up epoch is used.");
             return s;
         }

@@ -37,10 +37,8 @@ internal sealed class OnnxBenchmark(OnnxBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings();
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "onnx", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--limit": s.Limit = Program.PositiveInt(a, Next()); break;
@@ -56,9 +54,10 @@ internal sealed class OnnxBenchmark(OnnxBenchmark.Settings settings)
                         var o = Next() ?? throw new ArgumentException("Option --output needs a file ('-' for none).");
                         s.Output = o == "-" ? null : o;
                         break;
-                    default: throw new ArgumentException($"Unknown option '{a}' for the onnx benchmark.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             return s;
         }
     }

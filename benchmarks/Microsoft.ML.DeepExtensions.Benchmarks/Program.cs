@@ -115,6 +115,20 @@ public static class Program
         }
     }
 
+    /// <summary>
+    /// Reads <c>--option [value]</c> pairs: <paramref name="apply"/> gets each option and a function that takes its value,
+    /// and returns false for an option it does not know (named in the error, with <paramref name="benchmark"/>).
+    /// </summary>
+    internal static void ParseOptions(string[] args, string benchmark, Func<string, Func<string?>, bool> apply)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string option = args[i];
+            if (!apply(option, () => i + 1 < args.Length ? args[++i] : null))
+                throw new ArgumentException($"Unknown option '{option}' for the {benchmark} benchmark.");
+        }
+    }
+
     /// <summary>Parses a positive integer option value.</summary>
     internal static int PositiveInt(string option, string? value)
     {

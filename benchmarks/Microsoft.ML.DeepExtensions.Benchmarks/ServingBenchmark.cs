@@ -32,10 +32,8 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings();
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "serve", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--clients": s.Clients = Program.PositiveInt(a, Next()); break;
@@ -50,9 +48,10 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
                         var o = Next() ?? throw new ArgumentException("Option --output needs a file ('-' for none).");
                         s.Output = o == "-" ? null : o;
                         break;
-                    default: throw new ArgumentException($"Unknown option '{a}'.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             return s;
         }
     }

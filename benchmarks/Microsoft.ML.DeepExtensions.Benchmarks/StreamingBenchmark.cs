@@ -29,10 +29,8 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
         public static Settings Parse(string[] args)
         {
             var s = new Settings();
-            for (int i = 0; i < args.Length; i++)
+            Program.ParseOptions(args, "stream", (a, Next) =>
             {
-                string a = args[i];
-                string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
                     case "--limit": s.Limit = Program.PositiveInt(a, Next()); break;
@@ -47,9 +45,10 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
                         break;
                     case "--child": s.Child = Next(); break;
                     case "--file": s.File = Next(); break;
-                    default: throw new ArgumentException($"Unknown option '{a}'.");
+                    default: return false;
                 }
-            }
+                return true;
+            });
             if (s.Epochs < 2) throw new ArgumentException("Option --epochs needs at least 2 (the first epoch is warm-up).");
             return s;
         }
