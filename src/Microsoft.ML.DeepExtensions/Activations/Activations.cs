@@ -85,7 +85,7 @@ public static class Activations
         Activation.Linear => z.alias(),
         Activation.UnitStep => z.heaviside(torch.tensor(0.5f, z.dtype, z.device)),
         Activation.Sign => z.sign(),
-        Activation.PiecewiseLinear => (z + 0.5).clamp(0, 1),
+        Activation.PiecewiseLinear => z.add(Half).clamp(Zero, One),
         Activation.Logistic => z.sigmoid(),
         Activation.Tanh => z.tanh(),
         Activation.Relu => z.relu(),
@@ -94,6 +94,9 @@ public static class Activations
         Activation.Gelu => nn.functional.gelu(z),
         _ => z.softmax(-1),
     };
+
+    // Held for good: a Scalar made on the fly can be finalized while libtorch still reads it (TorchSharp 0.107).
+    private static readonly Scalar Half = 0.5.ToScalar(), Zero = 0.ToScalar(), One = 1.ToScalar();
 
     /// <summary>The activation as a TorchSharp module, for use in networks.</summary>
     public static nn.Module<Tensor, Tensor> Module(Activation activation) => activation switch

@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Data;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.DeepExtensions;
@@ -136,7 +137,9 @@ public sealed record SequenceBatch(Tensor Values, Tensor Lengths)
     /// <summary>Reads a <c>[batch, Size]</c> float input laid out as <paramref name="input"/> describes (as the core feeds every network).</summary>
     public static SequenceBatch From(Tensor x, SequenceInput input)
     {
-        var lengths = x.select(1, 0).round().to_type(ScalarType.Int64).clamp(1, input.MaxSteps);
+        using var shortest = 1L.ToScalar();   // held for the call: TorchSharp's temporaries can be finalized mid-call
+        using var longestAllowed = ((long)input.MaxSteps).ToScalar();
+        var lengths = x.select(1, 0).round().to_type(ScalarType.Int64).clamp(shortest, longestAllowed);
         long longest = lengths.max().item<long>();
         var values = x.narrow(1, 1, longest * input.Features).reshape(x.shape[0], longest, input.Features);
         return new SequenceBatch(values, lengths);

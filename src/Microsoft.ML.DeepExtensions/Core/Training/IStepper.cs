@@ -103,8 +103,11 @@ internal static class Optimizers
         using var scope = NewDisposeScope();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToArray();
         if (grads.Length == 0) return;
+        using var max = maxNorm.ToScalar();   // scalars held for the calls: TorchSharp's temporaries can be finalized mid-call
+        using var epsilon = 1e-6.ToScalar();
+        using var one = 1.0.ToScalar();
         var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
-        var scale = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        var scale = total.add(epsilon).reciprocal().mul(max).clamp_max(one);
         foreach (var g in grads) g.mul_(scale);
     }
 

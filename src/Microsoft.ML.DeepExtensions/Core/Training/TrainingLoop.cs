@@ -158,6 +158,9 @@ internal sealed class TrainingLoop
 /// <summary>Validation of a <see cref="DeepNetwork"/>: mean loss, and accuracy (classification) or RMSE in label units (regression).</summary>
 internal sealed class NetworkEvaluator(DeepNetwork network, LossFunction loss, DeepTask task, int batchSize, Device device)
 {
+    /// <summary>0, held for good: a Scalar made on the fly can be finalized while libtorch still reads it (TorchSharp 0.107).</summary>
+    private static readonly Scalar Zero = 0.ToScalar();
+
     public static string MetricName(DeepTask task) => task == DeepTask.Regression ? "rmse" : "accuracy";
 
     /// <summary>Sums stay on the device; they are read once at the end.</summary>
@@ -176,15 +179,17 @@ internal sealed class NetworkEvaluator(DeepNetwork network, LossFunction loss, D
             var output = network.forward(x);
             long n = x.shape[0];
             rows += n;
+            using var rowCount = ((double)n).ToScalar();   // held for the calls: TorchSharp's temporaries can be finalized mid-call
             if (task == DeepTask.Regression)
             {
-                lossSum.add_(loss.Compute(output, network.ScaleTarget(y)).to_type(ScalarType.Float64), n);
+                lossSum.add_(loss.Compute(output, network.ScaleTarget(y)).to_type(ScalarType.Float64), rowCount);
                 var pred = network.Predict(x).reshape(-1);
                 metricSum.add_((pred - y.reshape(-1)).square().sum().to_type(ScalarType.Float64));
-                values.add_(y.numel());
+                using var valueCount = ((double)y.numel()).ToScalar();
+                values.add_(valueCount);
                 continue;
             }
-            lossSum.add_(loss.Compute(output, y).to_type(ScalarType.Float64), n);
+            lossSum.add_(loss.Compute(output, y).to_type(ScalarType.Float64), rowCount);
             if (y.dim() == 2)
             {
                 // A key-vector label (one class per step): accuracy over the labelled steps.
@@ -194,9 +199,9 @@ internal sealed class NetworkEvaluator(DeepNetwork network, LossFunction loss, D
                 values.add_(labelled.sum().to_type(ScalarType.Float64));
                 continue;
             }
-            var predicted = task == DeepTask.BinaryClassification ? (output.reshape(-1) > 0).to_type(ScalarType.Float32) : output.argmax(1).to_type(ScalarType.Float32);
+            var predicted = task == DeepTask.BinaryClassification ? output.reshape(-1).gt(Zero).to_type(ScalarType.Float32) : output.argmax(1).to_type(ScalarType.Float32);
             metricSum.add_(predicted.eq(y).sum().to_type(ScalarType.Float64));
-            values.add_(n);
+            values.add_(rowCount);
         }
         double count = Math.Max(values.item<double>(), 1), metric = metricSum.item<double>();
         return (lossSum.item<double>() / Math.Max(rows, 1), task == DeepTask.Regression ? Math.Sqrt(metric / count) : metric / count);

@@ -223,9 +223,17 @@ public sealed class CnnSpec : NetworkSpec
         {
             if (!training) return x.alias();
             long n = x.shape[0];
-            using var scaleX = flip ? torch.where(torch.rand(n, device: x.device) < 0.5, -1f, 1f) : torch.ones(n, device: x.device);
-            using var dx = (torch.randint(-maxShift, maxShift + 1, [n], device: x.device).to_type(ScalarType.Float32) * (2f / w));
-            using var dy = (torch.randint(-maxShift, maxShift + 1, [n], device: x.device).to_type(ScalarType.Float32) * (2f / h));
+            // Scalars held for the calls (TorchSharp 0.107's temporaries can be finalized mid-call; see SelfAttention.Forward).
+            using var half = 0.5.ToScalar();
+            using var left = torch.tensor(-1f, device: x.device);
+            using var right = torch.tensor(1f, device: x.device);
+            using var stepX = (2f / w).ToScalar();
+            using var stepY = (2f / h).ToScalar();
+            using var coin = torch.rand(n, device: x.device);
+            using var flips = coin.lt(half);
+            using var scaleX = flip ? torch.where(flips, left, right) : torch.ones(n, device: x.device);
+            using var dx = torch.randint(-maxShift, maxShift + 1, [n], device: x.device).to_type(ScalarType.Float32).mul(stepX);
+            using var dy = torch.randint(-maxShift, maxShift + 1, [n], device: x.device).to_type(ScalarType.Float32).mul(stepY);
             using var zeros = torch.zeros(n, device: x.device);
             using var ones = torch.ones(n, device: x.device);
             using var theta = torch.stack([scaleX, zeros, dx, zeros, ones, dy], 1).view(n, 2, 3);

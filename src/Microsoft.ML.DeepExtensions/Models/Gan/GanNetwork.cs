@@ -82,8 +82,11 @@ internal sealed class GanNetwork : nn.Module
                 parts.Add(nn.functional.one_hot(logits.argmax(1), g.Length).to_type(output.dtype));
             else
             {
-                var u = rand_like(logits).clamp(1e-10, 1 - 1e-7);
-                parts.Add(softmax((logits - log(-log(u))) / 0.2, 1));
+                using var low = 1e-10.ToScalar();   // held for the calls (see SelfAttention.Forward)
+                using var high = (1 - 1e-7).ToScalar();
+                using var temperature = 0.2.ToScalar();
+                var u = rand_like(logits).clamp(low, high);
+                parts.Add(softmax((logits - log(-log(u))).div(temperature), 1));
             }
             next = g.Start + g.Length;
         }

@@ -235,8 +235,10 @@ internal sealed class RecurrentModule : nn.Module<Tensor, Tensor>, Onnx.IOnnxExp
         var ids = batch.Ids;
         if (training && _spec.UnknownTokenRate > 0)
         {
-            var drop = rand_like(ids, dtype: ScalarType.Float32).lt(_spec.UnknownTokenRate).logical_and(batch.Mask);
-            ids = ids.masked_fill(drop, _spec.Tokens!.UnknownId);
+            using var rate = _spec.UnknownTokenRate.ToScalar();   // held for the call (see SelfAttention.Forward)
+            using var unknown = ((long)_spec.Tokens!.UnknownId).ToScalar();
+            var drop = rand_like(ids, dtype: ScalarType.Float32).lt(rate).logical_and(batch.Mask);
+            ids = ids.masked_fill(drop, unknown);
         }
         return ForwardPacked(embedding!.call(ids), batch.Lengths, x.shape[0]);
     }

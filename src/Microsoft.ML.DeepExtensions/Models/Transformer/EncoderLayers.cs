@@ -23,6 +23,7 @@ internal sealed class SelfAttention : nn.Module
     private readonly TorchSharp.Modules.Linear proj;
     private readonly int _heads;
     private readonly double _dropout;
+    private static readonly Scalar MinusInfinity = float.NegativeInfinity.ToScalar();
 
     public SelfAttention(int dim, int heads, double dropout) : base("SelfAttention")
     {
@@ -41,8 +42,11 @@ internal sealed class SelfAttention : nn.Module
         long b = x.shape[0], t = x.shape[1], d = x.shape[2], dh = d / _heads;
         var parts = qkv.forward(x).view(b, t, 3, _heads, dh).permute(2, 0, 3, 1, 4);   // [3, B, H, T, dh]
         var (q, k, v) = (parts[0], parts[1], parts[2]);
-        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(dh);                       // [B, H, T, T]
-        if (keep is not null) scores = scores.masked_fill(keep.logical_not().view(b, 1, 1, t), float.NegativeInfinity);
+        // Scalars held for the whole call: TorchSharp 0.107's implicit conversions leave a temporary Scalar that the
+        // finalizer can free while libtorch still reads it (seen in CI: "Expected false to be true ... toFloat" in masked_fill).
+        using var root = Math.Sqrt(dh).ToScalar();
+        var scores = q.matmul(k.transpose(-2, -1)).div(root);                                 // [B, H, T, T]
+        if (keep is not null) scores = scores.masked_fill(keep.logical_not().view(b, 1, 1, t), MinusInfinity);
         var w = scores.softmax(-1);
         weights?.Add(w);
         var attended = nn.functional.dropout(w, _dropout, training).matmul(v);            // [B, H, T, dh]
