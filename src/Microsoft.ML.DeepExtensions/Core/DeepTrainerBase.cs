@@ -91,6 +91,12 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     /// </summary>
     protected abstract NetworkSpec CreateSpec(SpecRequest request);
 
+    /// <summary>
+    /// Sets the initial weights of a freshly built network body (after seeding; before training): a family with a
+    /// pretrained backbone loads it here. By default the random initialisation stays.
+    /// </summary>
+    protected virtual void InitializeWeights(nn.Module<Tensor, Tensor> body, NetworkSpec spec) { }
+
     /// <summary>The learning rule; gradient descent unless a family overrides it.</summary>
     internal virtual IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
         new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device);
@@ -168,8 +174,9 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         TrainingHistory history;
         try
         {
+            InitializeWeights(network.Body, spec);
             // Token ids are never standardised; a variable-length sequence's statistics are final (per step feature over real steps).
-            var (mean, std) = !o.StandardizeFeatures || !input.Standardized ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
+            var (mean, std) = !o.StandardizeFeatures || !input.Standardized || spec.NormalizesInput ? (new float[inputSize], Enumerable.Repeat(1f, inputSize).ToArray())
                 : input.StatisticsFinal ? (train.FeatureMean, train.FeatureStd)
                 : train.PooledStatistics(StatisticsPeriod(inputSize));
             network.SetStatistics(mean, std,

@@ -38,6 +38,29 @@ public sealed record ImageInput(ImageShape Shape) : FeatureInput
     [System.Text.Json.Serialization.JsonIgnore]
     public override int Size => Shape.Size;
 
+    /// <summary>
+    /// The image input for a feature column of <paramref name="type"/>: an MLImage column decoded to <paramref name="shape"/>
+    /// (default: 3 channels at the column's fixed size), or a vector of its pixels (shape: <paramref name="shape"/>, else a
+    /// square grayscale or RGB image). Throws naming <paramref name="column"/> when neither fits.
+    /// </summary>
+    internal static ImageInput For(DataViewType type, string column, ImageShape? shape)
+    {
+        if (type is ImageDataViewType img)
+        {
+            var decoded = shape ?? (img.Height > 0 && img.Width > 0 ? new ImageShape(3, img.Height, img.Width) : null)
+                ?? throw new ArgumentException($"Feature column '{column}' holds images of varying size; set ImageShape (and ResizeImages to it).", column);
+            var input = new ImageInput(decoded);
+            input.Check(type, column);
+            return input;
+        }
+        int size = VectorInput.For(type, column).Size;
+        var pixels = shape ?? ImageShape.Infer(size) ?? throw new ArgumentException(
+            $"Feature column '{column}' has {size} values, which is not a square grayscale or RGB image; set ImageShape (channels × height × width).", column);
+        if (pixels.Size != size)
+            throw new ArgumentException($"Feature column '{column}' has {size} values, but ImageShape {pixels} needs {pixels.Size}.", column);
+        return new ImageInput(pixels);
+    }
+
     /// <summary>Whether a column of this shape can be read as an image or as pixels (for <c>GetOutputSchema</c>).</summary>
     internal static bool Reads(SchemaShape.Column column) =>
         column.ItemType is ImageDataViewType && column.Kind == SchemaShape.Column.VectorKind.Scalar || VectorInput.Reads(column);

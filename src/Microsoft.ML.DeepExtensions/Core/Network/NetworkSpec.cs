@@ -55,6 +55,13 @@ public abstract class NetworkSpec
     [JsonInclude, JsonPropertyName("InputSequence"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     internal SequenceInput? LegacySequence { get => null; set => _input ??= value; }
 
+    /// <summary>
+    /// True when the network brings its own input normalisation (a pretrained backbone's, fixed by how it was trained):
+    /// the trainer then leaves the features as they are instead of standardising them.
+    /// </summary>
+    [JsonIgnore]
+    public virtual bool NormalizesInput => false;
+
     /// <summary>The family's display name ("MLP", "Perceptron", ...).</summary>
     [JsonIgnore]
     public abstract string Family { get; }

@@ -12,6 +12,18 @@ namespace Microsoft.ML.DeepExtensions;
 /// <param name="Values">Its values in row-major order, converted to float32.</param>
 public sealed record OnnxInitializer(string Name, long[] Shape, float[] Values);
 
+/// <summary>One node of an ONNX graph, as far as importing weights needs it: what it computes and what it connects.</summary>
+/// <param name="OpType">The operator ("Conv", "MatMul", ...).</param>
+/// <param name="Name">The node's name (may be empty).</param>
+/// <param name="Inputs">Names of its inputs (values or initializers).</param>
+/// <param name="Outputs">Names of its outputs.</param>
+public sealed record OnnxNode(string OpType, string Name, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
+
+/// <summary>An ONNX model's weights and its nodes in graph order — enough to name weights that an exporter left unnamed.</summary>
+/// <param name="Initializers">Every initializer by name.</param>
+/// <param name="Nodes">The nodes, in the order the graph lists them (topological).</param>
+public sealed record OnnxModelContents(IReadOnlyDictionary<string, OnnxInitializer> Initializers, IReadOnlyList<OnnxNode> Nodes);
+
 /// <summary>
 /// Reads the weights of an ONNX model and loads them into a TorchSharp module by an explicit name map — the base for
 /// importing pretrained networks, and how an exported model's weights are read back.
@@ -36,7 +48,11 @@ public static class OnnxWeights
 
     /// <summary>Reads every initializer of the ONNX model in <paramref name="stream"/>.</summary>
     /// <exception cref="InvalidDataException">The stream does not hold an ONNX model, or a tensor cannot be read.</exception>
-    public static IReadOnlyDictionary<string, OnnxInitializer> Read(Stream stream)
+    public static IReadOnlyDictionary<string, OnnxInitializer> Read(Stream stream) => ReadModel(stream).Initializers;
+
+    /// <summary>Reads every initializer and node of the ONNX model in <paramref name="stream"/>.</summary>
+    /// <exception cref="InvalidDataException">The stream does not hold an ONNX model, or a tensor cannot be read.</exception>
+    public static OnnxModelContents ReadModel(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
         global::Onnx.ModelProto model;
@@ -50,7 +66,10 @@ public static class OnnxWeights
         }
         if (model.IrVersion <= 0 || model.Graph is null || model.OpsetImport.Count == 0)
             throw new InvalidDataException("not an ONNX model (no IR version, graph or operator set).");
-        return model.Graph.Initializer.ToDictionary(t => t.Name, Convert, StringComparer.Ordinal);
+        var initializers = new Dictionary<string, OnnxInitializer>(StringComparer.Ordinal);
+        foreach (var t in model.Graph.Initializer) initializers[t.Name] = Convert(t);   // some exporters list an initializer twice
+        var nodes = model.Graph.Node.Select(n => new OnnxNode(n.OpType, n.Name, n.Input.ToArray(), n.Output.ToArray())).ToArray();
+        return new OnnxModelContents(initializers, nodes);
     }
 
     private static OnnxInitializer Convert(global::Onnx.TensorProto t)

@@ -17,8 +17,8 @@ internal sealed record EpochLoss(double TrainLoss, IReadOnlyDictionary<string, d
 /// </summary>
 internal interface IStepper : IDisposable
 {
-    /// <summary>Called before each epoch with that epoch's learning rate.</summary>
-    void BeginEpoch(double learningRate);
+    /// <summary>Called before each epoch (1-based <paramref name="epoch"/>) with that epoch's learning rate.</summary>
+    void BeginEpoch(int epoch, double learningRate);
 
     /// <summary>Trains on one batch. Its loss is accumulated on the device and read once, in <see cref="EndEpoch"/> (no host sync per batch).</summary>
     void Step(Tensor x, Tensor y);
@@ -122,49 +122,96 @@ internal static class Optimizers
     }
 }
 
-/// <summary>Forward, loss, backward, optional gradient clipping, optimizer step.</summary>
+/// <summary>
+/// How a network with a pretrained part is fine-tuned (fastai's <c>freeze</c>/<c>unfreeze</c> and discriminative learning
+/// rates, Keras' <c>trainable = False</c>): parameters <paramref name="IsBackbone"/> names are frozen for the first
+/// <paramref name="FreezeEpochs"/> epochs, then learn at <paramref name="BackboneRateFactor"/> × the learning rate;
+/// parameters <paramref name="IsFixed"/> names (the lower layers when only the top ones are fine-tuned) never learn.
+/// </summary>
+internal sealed record FineTuning(Func<string, bool> IsBackbone, int FreezeEpochs, double BackboneRateFactor, Func<string, bool>? IsFixed = null);
+
+/// <summary>
+/// Forward, loss, backward, optional gradient clipping, optimizer step. With <see cref="FineTuning"/> the backbone's
+/// parameters have an optimizer of their own (its own rate, no steps while frozen).
+/// </summary>
 internal sealed class GradientStepper : IStepper
 {
     private readonly DeepNetwork _network;
     private readonly LossFunction _loss;
     private readonly optim.Optimizer _optimizer;
+    private readonly optim.Optimizer? _backboneOptimizer;
+    private readonly TorchSharp.Modules.Parameter[] _backbone = [];
+    private readonly TorchSharp.Modules.Parameter[] _fixed = [];
+    private readonly FineTuning? _fineTuning;
     private readonly double? _clip;
     private readonly bool _regression;
     private readonly LossAccumulator _sum;
+    private bool _frozen;
 
-    public GradientStepper(DeepNetwork network, LossFunction loss, DeepTrainerOptions options, bool regression, Device device)
+    public GradientStepper(DeepNetwork network, LossFunction loss, DeepTrainerOptions options, bool regression, Device device, FineTuning? fineTuning = null)
     {
         _network = network;
         _loss = loss;
         _clip = options.GradientClipNorm;
         _regression = regression;
-        _optimizer = Optimizers.Create(network.parameters(), options);
+        _fineTuning = fineTuning;
+        if (fineTuning is null)
+            _optimizer = Optimizers.Create(network.parameters(), options);
+        else
+        {
+            var fixedOnes = network.Body.named_parameters().Where(p => fineTuning.IsFixed?.Invoke(p.name) == true).Select(p => p.parameter).ToArray();
+            foreach (var p in fixedOnes) p.requires_grad = false;
+            _fixed = fixedOnes;
+            var parameters = network.Body.named_parameters().Where(p => fineTuning.IsFixed?.Invoke(p.name) != true).ToArray();
+            _backbone = parameters.Where(p => fineTuning.IsBackbone(p.name)).Select(p => p.parameter).ToArray();
+            _optimizer = Optimizers.Create(parameters.Where(p => !fineTuning.IsBackbone(p.name)).Select(p => p.parameter), options);
+            _backboneOptimizer = Optimizers.Create(_backbone, options);
+        }
         _sum = new LossAccumulator(device);
     }
 
-    public void BeginEpoch(double learningRate) => Optimizers.SetLearningRate(_optimizer, learningRate);
+    public void BeginEpoch(int epoch, double learningRate)
+    {
+        Optimizers.SetLearningRate(_optimizer, learningRate);
+        if (_fineTuning is null) return;
+        Optimizers.SetLearningRate(_backboneOptimizer!, learningRate * _fineTuning.BackboneRateFactor);
+        _frozen = epoch <= _fineTuning.FreezeEpochs;
+        foreach (var p in _backbone) p.requires_grad = !_frozen;   // frozen: no gradients through the backbone at all (fast)
+    }
 
     public void Step(Tensor x, Tensor y)
     {
         _optimizer.zero_grad();
+        _backboneOptimizer?.zero_grad();
         var output = _network.forward(x);
         var loss = _loss.Compute(output, _regression ? _network.ScaleTarget(y) : y);
         loss.backward();
         if (_clip is double c) Optimizers.ClipGradients(_network.parameters(), c);
         _optimizer.step();
+        if (!_frozen) _backboneOptimizer?.step();
         _sum.Add(loss, x.shape[0]);
     }
 
     public EpochLoss EndEpoch() => new(_sum.TakeMean());
 
-    public void Save(BinaryWriter writer) => Optimizers.Save(_optimizer, writer);
+    public void Save(BinaryWriter writer)
+    {
+        Optimizers.Save(_optimizer, writer);
+        if (_backboneOptimizer is not null) Optimizers.Save(_backboneOptimizer, writer);
+    }
 
-    public void Load(BinaryReader reader) => Optimizers.Load(_optimizer, reader);
+    public void Load(BinaryReader reader)
+    {
+        Optimizers.Load(_optimizer, reader);
+        if (_backboneOptimizer is not null) Optimizers.Load(_backboneOptimizer, reader);
+    }
 
     public void Dispose()
     {
+        foreach (var p in _backbone.Concat(_fixed)) p.requires_grad = true;
         Optimizers.ReleaseGradients(_network);
         _optimizer.Dispose();
+        _backboneOptimizer?.Dispose();
         _sum.Dispose();
     }
 }

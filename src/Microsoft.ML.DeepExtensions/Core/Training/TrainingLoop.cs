@@ -81,7 +81,7 @@ internal sealed class TrainingLoop
             context.LearningRate = o.LearningRate;
             foreach (var cb in callbacks) cb.OnEpochBegin(context);
             double lr = context.LearningRate;
-            Stepper.BeginEpoch(lr);
+            Stepper.BeginEpoch(epoch, lr);
             torch.manual_seed(EpochSeed(epoch, 1));
             Module.train();
             try

@@ -214,7 +214,7 @@ public sealed class CnnSpec : NetworkSpec
     }
 
     /// <summary>Per-image random shift (nearest-pixel translation) and horizontal flip, only in training mode.</summary>
-    private sealed class Augment(int maxShift, bool flip, int h, int w) : nn.Module<Tensor, Tensor>("Augment"), Onnx.IOnnxExportable
+    internal sealed class Augment(int maxShift, bool flip, int h, int w) : nn.Module<Tensor, Tensor>("Augment"), Onnx.IOnnxExportable
     {
         public string ExportOnnx(Onnx.OnnxGraph g, string x, string path) => x;   // training only
 

@@ -53,24 +53,7 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
     /// An image: an MLImage column decoded to <see cref="Options.ImageShape"/> (default: 3 channels at the column's fixed
     /// size), or a vector of its pixels (shape: <see cref="Options.ImageShape"/>, else a square grayscale or RGB image).
     /// </summary>
-    protected override FeatureInput InputFor(DataViewType type, string column)
-    {
-        var o = TrainerOptions;
-        if (type is Microsoft.ML.Transforms.Image.ImageDataViewType img)
-        {
-            var shape = o.ImageShape ?? (img.Height > 0 && img.Width > 0 ? new ImageShape(3, img.Height, img.Width) : null)
-                ?? throw new ArgumentException($"Feature column '{column}' holds images of varying size; set ImageShape (and ResizeImages to it).", column);
-            var input = new ImageInput(shape);
-            input.Check(type, column);
-            return input;
-        }
-        int size = VectorInput.For(type, column).Size;
-        var pixels = o.ImageShape ?? ImageShape.Infer(size) ?? throw new ArgumentException(
-            $"Feature column '{column}' has {size} values, which is not a square grayscale or RGB image; set ImageShape (channels × height × width).", column);
-        if (pixels.Size != size)
-            throw new ArgumentException($"Feature column '{column}' has {size} values, but ImageShape {pixels} needs {pixels.Size}.", column);
-        return new ImageInput(pixels);
-    }
+    protected override FeatureInput InputFor(DataViewType type, string column) => ImageInput.For(type, column, TrainerOptions.ImageShape);
 
     /// <inheritdoc />
     protected override bool Reads(SchemaShape.Column feature) => ImageInput.Reads(feature);

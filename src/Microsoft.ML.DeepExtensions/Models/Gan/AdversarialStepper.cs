@@ -39,7 +39,7 @@ internal sealed class AdversarialStepper : IStepper
         _clip = options.GradientClipNorm;
     }
 
-    public void BeginEpoch(double learningRate)
+    public void BeginEpoch(int epoch, double learningRate)
     {
         Optimizers.SetLearningRate(_generator, learningRate);
         Optimizers.SetLearningRate(_discriminator, learningRate);

@@ -78,7 +78,7 @@ public sealed class PerceptronTrainer : DeepTrainerBase<PerceptronTrainer.Option
             Publish();
         }
 
-        public void BeginEpoch(double learningRate)
+        public void BeginEpoch(int epoch, double learningRate)
         {
             _eta = (float)learningRate;
             _mistakes = 0;
