@@ -14,7 +14,7 @@ namespace Microsoft.ML.DeepExtensions;
 /// <see cref="CnnTrainer"/> rather than an option of it: none of the CNN's layer options apply to a fixed architecture.
 /// The feature column is what the CNN reads (an MLImage column or a pixel vector with an <see cref="Options.ImageShape"/>).
 /// </summary>
-public sealed class PretrainedCnnTrainer : DeepTrainerBase<PretrainedCnnTrainer.Options>
+public sealed class PretrainedCnnTrainer : PretrainedTrainerBase<PretrainedCnnTrainer.Options>
 {
     /// <summary>Options for <see cref="PretrainedCnnTrainer"/>.</summary>
     public sealed class Options : PretrainedTrainerOptions
@@ -77,29 +77,9 @@ public sealed class PretrainedCnnTrainer : DeepTrainerBase<PretrainedCnnTrainer.
         };
     }
 
-    private (PretrainedModel Model, OnnxModelContents Contents)? _weights;
+    private protected override string BackbonePrefix => "backbone.";
 
-    /// <summary>The model's ONNX contents, read once per model (the spec needs its block counts, the network its weights).</summary>
-    private OnnxModelContents Weights(PretrainedModel model)
-    {
-        if (_weights is { } w && ReferenceEquals(w.Model, model)) return w.Contents;
-        var contents = Read(model);
-        _weights = (model, contents);
-        return contents;
-    }
-
-    internal static OnnxModelContents Read(PretrainedModel model)
-    {
-        using var stream = model.OpenWeights();
-        return OnnxWeights.ReadModel(stream);
-    }
-
-    /// <summary>Loads the pretrained backbone and its input mean, then lets go of the file's contents.</summary>
-    protected override void InitializeWeights(nn.Module<Tensor, Tensor> body, NetworkSpec spec)
-    {
-        LoadBackbone(TrainerOptions.Model!, Weights(TrainerOptions.Model!), body);
-        _weights = null;
-    }
+    private protected override void LoadPretrained(PretrainedModel model, OnnxModelContents onnx, nn.Module<Tensor, Tensor> body) => LoadBackbone(model, onnx, body);
 
     /// <summary>Imports a ResNet's weights into a <see cref="PretrainedCnnSpec"/> body ("backbone.*") and its mean into "input".</summary>
     internal static void LoadBackbone(PretrainedModel model, OnnxModelContents onnx, nn.Module<Tensor, Tensor> body)
@@ -122,8 +102,4 @@ public sealed class PretrainedCnnTrainer : DeepTrainerBase<PretrainedCnnTrainer.
         int plane = (int)(mean.Shape[2] * mean.Shape[3]);
         return Enumerable.Range(0, 3).Select(c => (float)mean.Values.AsSpan(c * plane, plane).ToArray().Average()).ToArray();
     }
-
-    internal override IStepper CreateStepper(DeepNetwork network, LossFunction loss, DeepTask task, Device device) =>
-        new GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device,
-            new FineTuning(name => name.StartsWith("backbone.", StringComparison.Ordinal), TrainerOptions.FreezeBackboneEpochs, TrainerOptions.BackboneLearningRateFactor));
 }

@@ -30,8 +30,12 @@ public sealed class PretrainedModel
     /// <param name="weights">Opens the ONNX model holding the weights.</param>
     /// <param name="vocabulary">Opens the WordPiece vocabulary (one token per line), for text encoders.</param>
     /// <param name="preprocessing">Opens the ONNX preprocessing graph holding the mean image, for ResNet18 from ML.NET's featurizer package.</param>
-    public PretrainedModel(string name, PretrainedArchitecture architecture, Func<Stream> weights, Func<Stream>? vocabulary = null, Func<Stream>? preprocessing = null)
+    /// <param name="attentionHeads">Attention heads of a text encoder (not stored in its weights); 12 for MiniLM and BERT-base.</param>
+    public PretrainedModel(string name, PretrainedArchitecture architecture, Func<Stream> weights, Func<Stream>? vocabulary = null, Func<Stream>? preprocessing = null,
+        int attentionHeads = 12)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(attentionHeads, 1);
+        AttentionHeads = attentionHeads;
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         Name = name;
         Architecture = architecture;
@@ -47,6 +51,9 @@ public sealed class PretrainedModel
 
     /// <summary>The network the weights are for.</summary>
     public PretrainedArchitecture Architecture { get; }
+
+    /// <summary>Attention heads of a text encoder.</summary>
+    public int AttentionHeads { get; }
 
     /// <summary>Opens the ONNX weights.</summary>
     public Stream OpenWeights() => Open(_weights, "weights");
@@ -71,6 +78,64 @@ public sealed class PretrainedModel
 
     /// <inheritdoc />
     public override string ToString() => $"{Name} ({Architecture})";
+}
+
+/// <summary>
+/// The trainers that fine-tune a pretrained network: the model's ONNX file is read once per Fit (the spec needs its sizes,
+/// the network its weights), and the backbone — the body's parameters under <see cref="BackbonePrefix"/> — is frozen for
+/// <see cref="PretrainedTrainerOptions.FreezeBackboneEpochs"/> and then learns at the lower rate.
+/// </summary>
+/// <typeparam name="TOptions">The family's options.</typeparam>
+public abstract class PretrainedTrainerBase<TOptions> : DeepTrainerBase<TOptions> where TOptions : PretrainedTrainerOptions
+{
+    private (PretrainedModel Model, OnnxModelContents Contents)? _weights;
+
+    /// <summary>Creates the trainer.</summary>
+    protected PretrainedTrainerBase(MLContext context, TOptions options, string name) : base(context, options, name) { }
+
+    /// <summary>The body's child that holds the pretrained network ("backbone.", "bert.").</summary>
+    private protected abstract string BackbonePrefix { get; }
+
+    /// <summary>Body parameters that never learn (the lower layers when only the top ones are fine-tuned); none by default.</summary>
+    private protected virtual bool IsFixed(string name) => false;
+
+    /// <summary>The model's ONNX contents, read once per model and Fit.</summary>
+    private protected OnnxModelContents Weights(PretrainedModel model)
+    {
+        if (_weights is { } w && ReferenceEquals(w.Model, model)) return w.Contents;
+        var contents = Read(model);
+        _weights = (model, contents);
+        return contents;
+    }
+
+    /// <summary>Reads a pretrained model's ONNX weights and graph.</summary>
+    internal static OnnxModelContents Read(PretrainedModel model)
+    {
+        using var stream = model.OpenWeights();
+        try
+        {
+            return OnnxWeights.ReadModel(stream);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Pretrained model '{model.Name}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Loads the pretrained weights into a freshly built <paramref name="body"/>.</summary>
+    private protected abstract void LoadPretrained(PretrainedModel model, OnnxModelContents onnx, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> body);
+
+    /// <inheritdoc />
+    protected sealed override void InitializeWeights(TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> body, Network.NetworkSpec spec)
+    {
+        LoadPretrained(TrainerOptions.Model!, Weights(TrainerOptions.Model!), body);
+        _weights = null;   // the file's contents are not needed any more
+    }
+
+    internal sealed override Training.IStepper CreateStepper(Network.DeepNetwork network, Training.LossFunction loss, DeepTask task, TorchSharp.torch.Device device) =>
+        new Training.GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device,
+            new Training.FineTuning(name => name.StartsWith(BackbonePrefix, StringComparison.Ordinal), TrainerOptions.FreezeBackboneEpochs,
+                TrainerOptions.BackboneLearningRateFactor, IsFixed));
 }
 
 /// <summary>Options shared by the trainers that fine-tune a pretrained network.</summary>
