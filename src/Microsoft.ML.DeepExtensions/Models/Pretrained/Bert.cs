@@ -1,6 +1,8 @@
+using Microsoft.ML.DeepExtensions.Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Microsoft.ML.DeepExtensions.Models;
 
@@ -9,15 +11,19 @@ namespace Microsoft.ML.DeepExtensions.Models;
 /// position and token-type embeddings, post-layer-norm blocks with exact GELU, and mean pooling over the real tokens.
 /// Reads token ids as floats [B, L] (0 is padding) and returns the mean-pooled sentence embedding [B, H]. Parameter
 /// names follow Hugging Face's <c>BertModel</c> (<c>embeddings.word_embeddings.weight</c>,
-/// <c>encoder.layer.0.attention.self.query.weight</c>, ...), so its weights load by name.
+/// <c>encoder.layer.0.attention.self.query.weight</c>, ...), so its weights load by name. Exports to ONNX with the token
+/// ids as input (the text is tokenized outside the graph).
 /// </summary>
-internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
+internal sealed class BertEncoder : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Embeddings embeddings;
     private readonly Stack encoder;
+    private readonly int _length;
 
-    public BertEncoder(BertShape shape, double dropout) : base(nameof(BertEncoder))
+    /// <summary>An encoder of <paramref name="shape"/> reading rows of <paramref name="length"/> ids.</summary>
+    public BertEncoder(BertShape shape, double dropout, int length) : base(nameof(BertEncoder))
     {
+        _length = length;
         embeddings = new Embeddings(shape, dropout);
         encoder = new Stack(shape, dropout);
         RegisterComponents();
@@ -45,6 +51,23 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
         return pooled.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The graph of <see cref="forward"/> on float ids [N, length]: the padding mask, the embeddings (positions and token
+    /// type 0 folded into one constant), every layer with an additive mask, and mean pooling over the real tokens.
+    /// </summary>
+    public string ExportOnnx(OnnxGraph g, string x, string path)
+    {
+        using var _ = no_grad();
+        var (ids, real) = TokenInput.OnnxIds(g, x, path);
+        string mask = g.Node("Cast", [real], $"{path}.mask", ("to", (long)DataType.Float));   // [N, L]
+        string additive = g.Node("Unsqueeze", [g.Mul(g.Sub(mask, g.Constant("one", 1f)), g.Constant("big", 1e4f)), g.Ints("axes", 1, 2)], $"{path}.additive");
+        string h = embeddings.ExportOnnx(g, ids, _length, $"{path}.embeddings");
+        h = encoder.ExportOnnx(g, h, additive, $"{path}.encoder");
+        string m = g.Node("Unsqueeze", [mask, g.Ints("axes", -1)], $"{path}.mask3");
+        return g.Div(g.Node("ReduceSum", [g.Mul(h, m), g.Ints("axis", 1)], $"{path}.sum", ("keepdims", 0L)),
+            g.Node("Clip", [g.Node("ReduceSum", [m, g.Ints("axis", 1)], $"{path}.count", ("keepdims", 0L)), g.Constant("tiny", 1e-9f)], $"{path}.count_min"), $"{path}.pooled");
+    }
+
     private sealed class Embeddings : nn.Module<Tensor, Tensor>
     {
         private readonly Embedding word_embeddings, position_embeddings, token_type_embeddings;
@@ -69,6 +92,14 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             var e = word_embeddings.call(ids) + position_embeddings.call(positions).unsqueeze(0) + token_type_embeddings.call(types);
             return dropout.call(LayerNorm.call(e)).MoveToOuterDisposeScope();
         }
+
+        public string ExportOnnx(OnnxGraph g, string ids, int length, string path)
+        {
+            string words = g.Node("Gather", [g.Initializer($"{path}.word_embeddings.weight", word_embeddings.weight!), ids], $"{path}.words", ("axis", 0L));
+            using var fixedPart = position_embeddings.weight!.narrow(0, 0, length) + token_type_embeddings.weight![0];
+            string e = g.Add(words, g.Initializer($"{path}.positions_and_type", fixedPart), $"{path}.sum");
+            return g.LayerNorm(e, LayerNorm.weight, LayerNorm.bias, LayerNorm.eps, $"{path}.LayerNorm");
+        }
     }
 
     private sealed class Stack : nn.Module<Tensor, Tensor, Tensor>
@@ -79,6 +110,12 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
         {
             layer = nn.ModuleList(Enumerable.Range(0, s.Layers).Select(_ => new Layer(s, p)).ToArray());
             RegisterComponents();
+        }
+
+        public string ExportOnnx(OnnxGraph g, string h, string mask, string path)
+        {
+            for (int i = 0; i < layer.Count; i++) h = layer[i].ExportOnnx(g, h, mask, $"{path}.layer.{i}");
+            return h;
         }
 
         public override Tensor forward(Tensor h, Tensor mask)
@@ -114,6 +151,12 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             var a = attention.call(h, mask);
             return output.call(intermediate.call(a), a).MoveToOuterDisposeScope();
         }
+
+        public string ExportOnnx(OnnxGraph g, string h, string mask, string path)
+        {
+            string a = attention.ExportOnnx(g, h, mask, $"{path}.attention");
+            return output.ExportOnnx(g, intermediate.ExportOnnx(g, a, $"{path}.intermediate"), a, $"{path}.output");
+        }
     }
 
     private sealed class Attention : nn.Module<Tensor, Tensor, Tensor>
@@ -133,6 +176,9 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             using var a = self.call(h, mask);
             return output.call(a, h);
         }
+
+        public string ExportOnnx(OnnxGraph g, string h, string mask, string path) =>
+            output.ExportOnnx(g, self.ExportOnnx(g, h, mask, $"{path}.self"), h, $"{path}.output");
     }
 
     private sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor>
@@ -159,6 +205,15 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             var context = nn.functional.scaled_dot_product_attention(Heads(query), Heads(key), Heads(value), mask, training ? _dropout : 0);
             return context.transpose(1, 2).reshape(b, l, _heads * d).MoveToOuterDisposeScope();
         }
+
+        public string ExportOnnx(OnnxGraph g, string h, string mask, string path)
+        {
+            long width = query.in_features, d = width / _heads;
+            string Heads(Linear lin, string name) => g.Transpose(g.Reshape(g.Linear(h, lin.weight, lin.bias, $"{path}.{name}"), [0, 0, _heads, d]), [0, 2, 1, 3], $"{path}.{name}_heads");
+            string scores = g.Add(g.Div(g.MatMul(Heads(query, "query"), g.Transpose(Heads(key, "key"), [0, 1, 3, 2])), g.Constant("sqrt_d", (float)Math.Sqrt(d))), mask, $"{path}.scores");
+            string context = g.MatMul(g.Softmax(scores, -1, $"{path}.weights"), Heads(value, "value"));
+            return g.Reshape(g.Transpose(context, [0, 2, 1, 3]), [0, 0, width], $"{path}.context");
+        }
     }
 
     private sealed class Intermediate : nn.Module<Tensor, Tensor>
@@ -177,6 +232,8 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             using var d = dense.call(h);
             return gelu.call(d);
         }
+
+        public string ExportOnnx(OnnxGraph g, string h, string path) => g.Gelu(g.Linear(h, dense.weight, dense.bias, $"{path}.dense"), $"{path}.gelu");
     }
 
     /// <summary>dense → dropout → LayerNorm(residual + ·), the end of both sub-blocks.</summary>
@@ -199,6 +256,9 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor>
             using var scope = NewDisposeScope();
             return LayerNorm.call(dropout.call(dense.call(h)).add_(residual)).MoveToOuterDisposeScope();
         }
+
+        public string ExportOnnx(OnnxGraph g, string h, string residual, string path) =>
+            g.LayerNorm(g.Add(g.Linear(h, dense.weight, dense.bias, $"{path}.dense"), residual), LayerNorm.weight, LayerNorm.bias, LayerNorm.eps, $"{path}.LayerNorm");
     }
 
     /// <summary>

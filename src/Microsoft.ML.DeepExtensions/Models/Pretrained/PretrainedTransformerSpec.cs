@@ -41,7 +41,7 @@ public sealed class PretrainedTransformerSpec : NetworkSpec
     /// <inheritdoc />
     public override nn.Module<Tensor, Tensor> Build()
     {
-        var layers = new List<(string, nn.Module<Tensor, Tensor>)> { ("bert", new BertEncoder(Shape, EncoderDropout)) };
+        var layers = new List<(string, nn.Module<Tensor, Tensor>)> { ("bert", new BertEncoder(Shape, EncoderDropout, InputSize)) };
         if (HeadDropout > 0) layers.Add(("dropout", nn.Dropout(HeadDropout)));
         layers.Add(("output", nn.Linear(Shape.Hidden, OutputSize)));
         return nn.Sequential(layers);

@@ -105,6 +105,18 @@ public sealed record WordPieceInput(string[] Vocabulary, int MaxTokens, bool Low
         return ids;
     }
 
+    /// <summary>
+    /// An exported graph cannot tokenize: it takes the word-piece ids as int64 [N, T] named "<c>column</c>_ids" ([CLS] …
+    /// [SEP], padded with 0, as <see cref="Encode"/> gives them; cut or padded to <see cref="MaxTokens"/>).
+    /// </summary>
+    internal override (global::Onnx.ValueInfoProto[] Inputs, string Floats) OnnxInput(Onnx.OnnxGraph graph, string column)
+    {
+        string name = $"{column}_ids";
+        var input = Onnx.OnnxGraph.Value(name, global::Onnx.TensorProto.Types.DataType.Int64, [null, null], "T");
+        string ids = graph.FitLength(name, MaxTokens, $"{name}_fitted");
+        return ([input], graph.Node("Cast", [ids], $"{name}_float", ("to", (long)global::Onnx.TensorProto.Types.DataType.Float)));
+    }
+
     internal override IFeatureReader Reader(DataViewRow row, string column)
     {
         Check(row.Schema[column].Type, column);
