@@ -57,6 +57,18 @@ public sealed class DeepCatalog
     public DeepFeaturizerEstimator CnnFeaturizer(CnnTrainer.Options options, string outputColumnName = "CnnFeatures") =>
         new(new CnnTrainer(Context, options), outputColumnName);
 
+    /// <summary>
+    /// Fine-tunes a pretrained ResNet on images (set <see cref="PretrainedTrainerOptions.Model"/>, e.g. to
+    /// <c>PretrainedModels.ResNet18</c>; <c>ResNet18(...)</c> in the Pretrained package does it for you).
+    /// </summary>
+    public PretrainedCnnTrainer PretrainedCnn(PretrainedCnnTrainer.Options options) => new(Context, options);
+
+    /// <summary>
+    /// Fine-tunes a pretrained BERT-layout text encoder on a text column (set <see cref="PretrainedTrainerOptions.Model"/>,
+    /// e.g. to <c>PretrainedModels.MiniLmL6</c>; <c>MiniLm(...)</c> in the Pretrained package does it for you).
+    /// </summary>
+    public PretrainedTransformerTrainer PretrainedTransformer(PretrainedTransformerTrainer.Options options) => new(Context, options);
+
     /// <summary>A recurrent network trainer (RNN, LSTM or GRU) for sequences.</summary>
     public LstmTrainer Lstm(LstmTrainer.Options options) => new(Context, options);
 

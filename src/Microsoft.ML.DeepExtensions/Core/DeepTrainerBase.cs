@@ -92,6 +92,12 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     protected abstract NetworkSpec CreateSpec(SpecRequest request);
 
     /// <summary>
+    /// Adapts <paramref name="spec"/> to the training data before the network is built, from each feature slot's minimum
+    /// and maximum over the training rows (e.g. whether pixels are 0–1 or 0–255). By default nothing changes.
+    /// </summary>
+    protected virtual void AdaptToData(NetworkSpec spec, IReadOnlyList<float> featureMin, IReadOnlyList<float> featureMax) { }
+
+    /// <summary>
     /// Sets the initial weights of a freshly built network body (after seeding; before training): a family with a
     /// pretrained backbone loads it here. By default the random initialisation stays.
     /// </summary>
@@ -103,8 +109,11 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
 
     /// <summary>The spec this trainer would build for a feature vector of <paramref name="inputSize"/> values (for <c>Summary()</c> before training).</summary>
     public NetworkSpec Spec(int inputSize, int outputSize) =>
-        CreateSpec(new SpecRequest(InputFor(new VectorDataViewType(NumberDataViewType.Single, inputSize), TrainerOptions.FeatureColumnName), outputSize,
-            outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification));
+        CreateSpec(new SpecRequest(InputOfSize(inputSize), outputSize, outputSize == 1 ? DeepTask.BinaryClassification : DeepTask.MulticlassClassification));
+
+    /// <summary>The input <see cref="Spec"/> describes: by default what <see cref="InputFor"/> makes of a vector of <paramref name="inputSize"/> floats.</summary>
+    protected virtual FeatureInput InputOfSize(int inputSize) =>
+        InputFor(new VectorDataViewType(NumberDataViewType.Single, inputSize), TrainerOptions.FeatureColumnName);
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DeepTransformer Fit(IDataView input) => Fit(input, TrainerOptions.ValidationData);
@@ -169,6 +178,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         ch.Info(MessageSensitivity.None, $"{train.Count} training rows ({(train.IsCached ? "cached as tensors" : "streamed")}), {valid?.Count ?? 0} validation rows.");
 
         // 3. Network, seeded once per Fit.
+        AdaptToData(spec, train.FeatureMin, train.FeatureMax);
         torch.manual_seed(seed);
         var network = new DeepNetwork(spec);
         TrainingHistory history;

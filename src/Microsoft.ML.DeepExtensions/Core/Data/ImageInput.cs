@@ -61,6 +61,9 @@ public sealed record ImageInput(ImageShape Shape) : FeatureInput
         return new ImageInput(pixels);
     }
 
+    /// <summary>What an image input reads, for error messages.</summary>
+    internal const string Expected = "an image (MLImage) or a known-size vector of Single holding its pixels";
+
     /// <summary>Whether a column of this shape can be read as an image or as pixels (for <c>GetOutputSchema</c>).</summary>
     internal static bool Reads(SchemaShape.Column column) =>
         column.ItemType is ImageDataViewType && column.Kind == SchemaShape.Column.VectorKind.Scalar || VectorInput.Reads(column);

@@ -59,7 +59,7 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
     protected override bool Reads(SchemaShape.Column feature) => ImageInput.Reads(feature);
 
     /// <inheritdoc />
-    protected override string Expects => "an image (MLImage) or a known-size vector of Single holding its pixels";
+    protected override string Expects => ImageInput.Expected;
 
     /// <summary>Pixels share one scale: standardise with one mean and deviation.</summary>
     protected override bool StandardizePerFeature => false;

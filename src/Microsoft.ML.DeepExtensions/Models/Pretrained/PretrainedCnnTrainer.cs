@@ -19,11 +19,15 @@ public sealed class PretrainedCnnTrainer : PretrainedTrainerBase<PretrainedCnnTr
     /// <summary>Options for <see cref="PretrainedCnnTrainer"/>.</summary>
     public sealed class Options : PretrainedTrainerOptions
     {
-        /// <summary>Creates options with the fine-tuning defaults: 5 epochs (the first with the backbone frozen), batch 32, Adam 1e-3 for the head and 1e-4 for the backbone.</summary>
+        /// <summary>
+        /// Creates options with the fine-tuning defaults, chosen on 400 and 1,000 Fashion-MNIST images: 8 epochs (the first
+        /// with the backbone frozen), batch 16, Adam 3e-3 for the head and 3e-4 for the backbone.
+        /// </summary>
         public Options()
         {
-            Epochs = 5;
-            BatchSize = 32;
+            Epochs = 8;
+            BatchSize = 16;
+            LearningRate = 3e-3;
             FreezeBackboneEpochs = 1;
             Accepts = [PretrainedArchitecture.ResNet18];
         }
@@ -31,14 +35,18 @@ public sealed class PretrainedCnnTrainer : PretrainedTrainerBase<PretrainedCnnTr
         /// <summary>Channels × height × width of each image; null infers a square grayscale or RGB image from the vector size.</summary>
         public ImageShape? ImageShape { get; set; }
 
-        /// <summary>The value of a white pixel: 255 for ML.NET's ExtractPixels (default), 1 for pixels scaled to 0–1.</summary>
-        public float PixelMaximum { get; set; } = 255;
+        /// <summary>
+        /// The value of a white pixel: 255 for ML.NET's ExtractPixels, 1 for pixels scaled to 0–1. Null (the default) decides
+        /// from the training data: 1 when no training pixel exceeds 1, else 255.
+        /// </summary>
+        public float? PixelMaximum { get; set; }
 
         /// <summary>
-        /// The square size images are resized to for the backbone. ImageNet networks were trained at 224; 112 (the default)
-        /// costs a quarter of the compute and suits small images such as 28×28 ones.
+        /// The square size images are resized to for the backbone. ImageNet networks were trained at 224; null (the default)
+        /// takes 112 for images up to 112 pixels on a side (a quarter of the compute; 28×28 images gain nothing from more) and
+        /// 224 for larger ones.
         /// </summary>
-        public int Resolution { get; set; } = 112;
+        public int? Resolution { get; set; }
 
         /// <summary>Training-time augmentation (random shifts, horizontal flips) at <see cref="Resolution"/>; null for none.</summary>
         public Augmentation? Augmentation { get; set; }
@@ -54,7 +62,7 @@ public sealed class PretrainedCnnTrainer : PretrainedTrainerBase<PretrainedCnnTr
     protected override bool Reads(SchemaShape.Column feature) => ImageInput.Reads(feature);
 
     /// <inheritdoc />
-    protected override string Expects => "an image (MLImage) or a known-size vector of Single holding its pixels";
+    protected override string Expects => ImageInput.Expected;
 
     /// <inheritdoc />
     protected override NetworkSpec CreateSpec(SpecRequest request)
@@ -70,11 +78,18 @@ public sealed class PretrainedCnnTrainer : PretrainedTrainerBase<PretrainedCnnTr
             Channels = shape.Channels,
             Height = shape.Height,
             Width = shape.Width,
-            PixelMaximum = o.PixelMaximum,
-            Resolution = o.Resolution,
+            PixelMaximum = o.PixelMaximum ?? 255,
+            Resolution = o.Resolution ?? (Math.Max(shape.Height, shape.Width) <= 112 ? 112 : 224),
             HeadDropout = o.HeadDropout,
             Augmentation = o.Augmentation,
         };
+    }
+
+    /// <summary>Without <see cref="Options.PixelMaximum"/>: pixels that never exceed 1 are on a 0–1 scale.</summary>
+    protected override void AdaptToData(NetworkSpec spec, IReadOnlyList<float> featureMin, IReadOnlyList<float> featureMax)
+    {
+        if (TrainerOptions.PixelMaximum is null && featureMax.Count > 0)
+            ((PretrainedCnnSpec)spec).PixelMaximum = featureMax.Max() <= 1f ? 1f : 255f;
     }
 
     private protected override string BackbonePrefix => "backbone.";

@@ -132,6 +132,39 @@ public abstract class PretrainedTrainerBase<TOptions> : DeepTrainerBase<TOptions
         _weights = null;   // the file's contents are not needed any more
     }
 
+    /// <summary>
+    /// The pretrained network for a feature column of <paramref name="schema"/> with its weights loaded and no training: what
+    /// <see cref="PretrainedEmbeddingEstimator"/> scores with (the one-output head is never used).
+    /// </summary>
+    internal DeepTransformer Untrained(DataViewSchema schema, string outputColumnName)
+    {
+        var o = TrainerOptions;
+        o.Validate();
+        var column = Data.ColumnChecks.Find(schema, o.FeatureColumnName, "Feature");
+        var input = InputFor(column.Type, o.FeatureColumnName);
+        var spec = CreateSpec(new SpecRequest(input, 1, DeepTask.Regression) { FeatureColumn = column });
+        spec.Input = input;
+        spec.Validate();
+        var device = (o.Device ?? DeepDevice.FromContext(Context)).Resolve(Context.FallbackToCpu);
+        TorchSharp.torch.manual_seed(o.Seed ?? 0);
+        var network = new Network.DeepNetwork(spec);
+        try
+        {
+            InitializeWeights(network.Body, spec);
+            var manifest = new Persistence.ModelManifest
+            {
+                Trainer = Name, Spec = spec, Task = DeepTask.Regression, FeatureColumnName = o.FeatureColumnName,
+                FeaturesColumnName = outputColumnName, FeaturesSize = network.EmbeddingSize,
+            };
+            return new DeepTransformer(manifest, network, device);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
     internal sealed override Training.IStepper CreateStepper(Network.DeepNetwork network, Training.LossFunction loss, DeepTask task, TorchSharp.torch.Device device) =>
         new Training.GradientStepper(network, loss, TrainerOptions, task == DeepTask.Regression, device,
             new Training.FineTuning(name => name.StartsWith(BackbonePrefix, StringComparison.Ordinal), TrainerOptions.FreezeBackboneEpochs,

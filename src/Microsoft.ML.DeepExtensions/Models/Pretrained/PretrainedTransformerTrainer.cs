@@ -58,15 +58,21 @@ public sealed class PretrainedTransformerTrainer : PretrainedTrainerBase<Pretrai
     /// <summary>A Text column, tokenized with the model's vocabulary.</summary>
     protected override FeatureInput InputFor(DataViewType type, string column)
     {
+        var input = InputOfSize(TrainerOptions.MaxTokens);
+        input.Check(type, column);
+        return input;
+    }
+
+    /// <summary>Word-piece ids of <paramref name="inputSize"/> tokens with the model's vocabulary.</summary>
+    protected override FeatureInput InputOfSize(int inputSize)
+    {
         var model = TrainerOptions.Model ?? throw new ArgumentException("Model must name the pretrained text encoder (e.g. PretrainedModels.MiniLmL6).", nameof(Options.Model));
         if (_vocabulary is not { } v || !ReferenceEquals(v.Model, model))
         {
             using var stream = model.OpenVocabulary();
             _vocabulary = v = (model, WordPieceInput.ReadVocabulary(stream));
         }
-        var input = new WordPieceInput(v.Vocabulary, TrainerOptions.MaxTokens);
-        input.Check(type, column);
-        return input;
+        return new WordPieceInput(v.Vocabulary, inputSize);
     }
 
     /// <inheritdoc />
