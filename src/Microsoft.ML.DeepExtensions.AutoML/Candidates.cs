@@ -22,6 +22,8 @@ public enum CandidateInputs
     Image = 2,
     /// <summary>A sequence of token ids (text after tokenization and key mapping).</summary>
     Tokens = 4,
+    /// <summary>The raw text the features were made from (<see cref="ComparisonOptions.TextColumnName"/>), for pretrained text encoders.</summary>
+    Text = 8,
 }
 
 /// <summary>What a candidate's builder knows about the data it will train on.</summary>
@@ -51,9 +53,12 @@ public sealed record CandidateContext
     /// <summary>The image each feature vector holds, when known (enables image candidates such as the CNN).</summary>
     public ImageShape? ImageShape { get; init; }
 
+    /// <summary>The raw text column the features were made from, when known (enables pretrained text candidates).</summary>
+    public string? TextColumnName { get; init; }
+
     /// <summary>Which inputs the data offers.</summary>
-    public CandidateInputs Inputs => VocabularySize > 0 ? CandidateInputs.Tokens
-        : CandidateInputs.Vector | (ImageShape is null ? 0 : CandidateInputs.Image);
+    public CandidateInputs Inputs => (VocabularySize > 0 ? CandidateInputs.Tokens
+        : CandidateInputs.Vector | (ImageShape is null ? 0 : CandidateInputs.Image)) | (TextColumnName is null ? 0 : CandidateInputs.Text);
 
     /// <summary>Seed for every trainer.</summary>
     public int Seed { get; init; } = 1;

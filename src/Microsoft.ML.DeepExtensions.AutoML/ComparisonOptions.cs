@@ -20,6 +20,12 @@ public sealed class ComparisonOptions
     /// <summary>The image in each feature vector, when the features are pixels (enables the CNN).</summary>
     public ImageShape? ImageShape { get; set; }
 
+    /// <summary>
+    /// The raw text column the features were made from (e.g. "Text" before <c>TokenizeIntoWords</c>), when there is one:
+    /// enables text candidates that read text themselves, such as a fine-tuned pretrained encoder (<see cref="PretrainedCandidates"/>).
+    /// </summary>
+    public string? TextColumnName { get; set; }
+
     /// <summary>Wall-clock budget for the whole run. Default 10 minutes.</summary>
     public TimeSpan TimeBudget { get; set; } = TimeSpan.FromMinutes(10);
 

@@ -186,6 +186,8 @@ public sealed class DeepComparison
         var task = o.Task == DeepTask.Auto ? inferred : o.Task;
         if (task != inferred)
             throw new ArgumentException($"Task {task} needs a {(task == DeepTask.BinaryClassification ? "Boolean" : task == DeepTask.MulticlassClassification ? "Key" : "Single")} label, but label column '{o.LabelColumnName}' is {type}.", o.LabelColumnName);
+        if (o.TextColumnName is { } text && schema.GetColumnOrNull(text)?.Type is not TextDataViewType)
+            throw new ArgumentException($"Text column '{text}' must be a Text column (the raw text); it is {schema.GetColumnOrNull(text)?.Type.ToString() ?? "missing"}.", nameof(o.TextColumnName));
         if (o.ImageShape is { } img && (tokens is not null || img.Size != vt.Size))
             throw new ArgumentException($"ImageShape {img} needs {img.Size} values, but feature column '{o.FeatureColumnName}' has {vt.Size}.", o.FeatureColumnName);
         return new CandidateContext
@@ -198,6 +200,7 @@ public sealed class DeepComparison
             VocabularySize = tokens is null ? 0 : (int)tokens.Count,
             ClassCount = type is KeyDataViewType k ? (int)k.Count : 0,
             ImageShape = o.ImageShape,
+            TextColumnName = o.TextColumnName,
             Seed = o.Seed,
             NumberOfThreads = o.NumberOfThreads,
         };

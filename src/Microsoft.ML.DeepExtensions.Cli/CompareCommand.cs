@@ -18,7 +18,8 @@ internal static class CompareCommand
           --time SECONDS      time budget for the whole run (default 240; also 5m, 90s)
           --candidate-time S  cap per candidate (default: classic ones up to half the time left, deep ones share the rest)
           --candidates LIST   comma-separated, e.g. MLP,LightGBM,SDCA (default: every candidate that applies)
-          --image SHAPE       the features are an image: HxW (grayscale) or CxHxW; enables the CNN
+          --image SHAPE       the features are an image: HxW (grayscale) or CxHxW; enables the CNN and ResNet18 (fine-tuned)
+          --text COLUMN       a raw text column of the dataset: enables all-MiniLM-L6-v2 (fine-tuned, and embeddings + SDCA)
           --folds K           k-fold cross-validation (default 1: one 80/20 validation split)
           --trials N          configurations per deep candidate, successive halving (default 4; 3 on the default data)
           --max-epochs N      deep candidates' full-length epochs (default: each family's own)
@@ -43,7 +44,7 @@ internal static class CompareCommand
             }
             a[args[i][2..]] = args[++i];
         }
-        string[] known = ["dataset", "label", "task", "time", "candidate-time", "candidates", "image", "folds", "trials", "max-epochs", "rank-by", "threads", "seed", "output"];
+        string[] known = ["dataset", "label", "task", "time", "candidate-time", "candidates", "image", "folds", "trials", "max-epochs", "rank-by", "threads", "seed", "output", "text"];
         if (a.Keys.FirstOrDefault(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)) is { } unknown)
         {
             Console.Error.WriteLine($"compare: unknown option --{unknown}.\n\n{Help}");
@@ -76,7 +77,11 @@ internal static class CompareCommand
             MaxEpochs = a.ContainsKey("max-epochs") ? Int(a, "max-epochs", 0) : null,
             ImageShape = a.TryGetValue("image", out var img) ? Shape(img) : null,
             Candidates = a.TryGetValue("candidates", out var c) ? c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null,
+            TextColumnName = a.GetValueOrDefault("text"),
+            Registry = CandidateRegistry.CreateDefault(),
         };
+        // The pretrained networks of Microsoft.ML.DeepExtensions.Pretrained join the comparison where their input is offered.
+        foreach (var candidate in PretrainedCandidates.For(PretrainedModels.ResNet18, PretrainedModels.MiniLmL6)) options.Registry.Add(candidate);
 
         IDataView data;
         string dataName;
