@@ -48,7 +48,7 @@ public sealed record WordPieceInput(string[] Vocabulary, int MaxTokens, bool Low
     }
 
     /// <summary>The tokenizer for this vocabulary (built once per vocabulary).</summary>
-    internal BertTokenizer Tokenizer => Tokenizers.GetValue(Vocabulary, vocabulary =>
+    private BertTokenizer Tokenizer => Tokenizers.GetValue(Vocabulary, vocabulary =>
     {
         using var stream = new MemoryStream(Encoding.UTF8.GetBytes(string.Join('\n', vocabulary) + "\n"));
         return BertTokenizer.Create(stream, new BertOptions
@@ -94,8 +94,11 @@ public sealed record WordPieceInput(string[] Vocabulary, int MaxTokens, bool Low
                 or System.Globalization.UnicodeCategory.OtherPunctuation;
     }
 
-    /// <summary>The ids of <paramref name="text"/>: [CLS], its word pieces (as many as fit), [SEP].</summary>
-    internal IReadOnlyList<int> Encode(string text)
+    /// <summary>
+    /// The ids of <paramref name="text"/>: [CLS], its word pieces (as many as fit in <see cref="MaxTokens"/>), [SEP] — what
+    /// the network reads, and what an exported ONNX model takes as its <c>column_ids</c> input.
+    /// </summary>
+    public IReadOnlyList<int> Encode(string text)
     {
         var tokenizer = Tokenizer;
         var pieces = tokenizer.EncodeToIds(text, addSpecialTokens: false);
