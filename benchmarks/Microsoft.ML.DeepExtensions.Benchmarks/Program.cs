@@ -18,6 +18,8 @@ public static class Program
           serve   examples/ScoringService under load on loopback (MLP and CNN): throughput, latency, errors, memory
           gan     GanTrainer quality: Fashion-MNIST conditional DCGAN judged by a CNN (+ Fréchet distance), Adult
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
+          pretrained  transfer learning: fine-tuned MiniLM vs FeaturizeText + SDCA on the Debian descriptions; fine-tuned
+                  ResNet18 vs the CNN from scratch on 1,000 Fashion-MNIST images (frozen embeddings + SDCA for both)
           onnx    scoring with TorchSharp vs the exported model in ONNX Runtime (MLP and CNN): single-row latency,
                   batch throughput, label agreement; or --export-model PATH to write the MLP's .onnx file only
 
@@ -29,6 +31,13 @@ public static class Program
           --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)
           --export-model PATH train the default MLP (2 epochs) on the slice, write PATH (.onnx) and stop
           --output FILE       markdown report (default benchmarks/results/onnx.md; '-' for none)
+
+        Options (pretrained):
+          --part P            text (Debian descriptions), sms, images or all (default all)
+          --epochs N          MiniLM fine-tuning epochs (default 2); --max-tokens N word pieces per text (default 64)
+          --limit N           Fashion-MNIST training images (default 1,000); --image-epochs N (default 8)
+          --resolution N      ResNet18 input size (default 112); --threads N, --data DIR, --shared-data DIR
+          --output FILE       markdown report (default benchmarks/results/pretrained.md; '-' for none)
 
         Options (gan):
           --part P            fashion, adult, digits or all (default all)
@@ -101,6 +110,8 @@ public static class Program
                     return new ServingBenchmark(ServingBenchmark.Settings.Parse(args[1..])).Run();
                 case "onnx":
                     return new OnnxBenchmark(OnnxBenchmark.Settings.Parse(args[1..])).Run();
+                case "pretrained":
+                    return new PretrainedBenchmark(PretrainedBenchmark.Settings.Parse(args[1..])).Run();
                 default:
                     Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.");
                     Console.Error.WriteLine(Usage);

@@ -25,25 +25,35 @@ internal static class Measurements
 
     private static void MeasureCore(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
     {
-        // Single rows through a PredictionEngine: the feature vector (or token keys) in, the Score out.
+        // Single rows through a PredictionEngine: the feature vector (or token keys) — and the raw text, when the data has
+        // it (pretrained text candidates read that) — in, the Score out.
         if (c.VocabularySize > 0)
         {
-            var tokens = SchemaDefinition.Create(typeof(TokenRow));
-            tokens[0].ColumnName = c.FeatureColumnName;
-            tokens[0].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), c.VocabularySize));
+            var tokens = Definition<TokenRow>(c, new VectorDataViewType(new KeyDataViewType(typeof(uint), c.VocabularySize)));
             var tokenRows = ml.Data.CreateEnumerable<TokenRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: tokens).Take(samples).ToList();
             Latency(ml, model, c, tokenRows, tokens, entry);
         }
         else
         {
-            var input = SchemaDefinition.Create(typeof(FeatureRow));
-            input[0].ColumnName = c.FeatureColumnName;
-            input[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c.FeatureCount);
+            var input = Definition<FeatureRow>(c, new VectorDataViewType(NumberDataViewType.Single, c.FeatureCount));
             var rows = ml.Data.CreateEnumerable<FeatureRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: input).Take(samples).ToList();
             Latency(ml, model, c, rows, input, entry);
         }
         Throughput(model, valid, entry);
         Size(ml, model, trainSchema, entry);
+    }
+
+    /// <summary>The row's schema: the feature column of <paramref name="type"/>, and the text column when there is one.</summary>
+    private static SchemaDefinition Definition<TRow>(CandidateContext c, DataViewType type)
+    {
+        var definition = SchemaDefinition.Create(typeof(TRow));
+        var features = definition.Single(d => d.MemberName == "Features");
+        features.ColumnName = c.FeatureColumnName;
+        features.ColumnType = type;
+        var text = definition.Single(d => d.MemberName == "Text");
+        if (c.TextColumnName is null) definition.Remove(text);
+        else text.ColumnName = c.TextColumnName;
+        return definition;
     }
 
     private static void Latency<TRow>(MLContext ml, ITransformer model, CandidateContext c, List<TRow> rows, SchemaDefinition input, LeaderboardEntry entry)
@@ -128,11 +138,13 @@ internal static class Measurements
     internal sealed class FeatureRow
     {
         public float[] Features { get; set; } = [];
+        public string Text { get; set; } = "";
     }
 
     internal sealed class TokenRow
     {
         public uint[] Features { get; set; } = [];
+        public string Text { get; set; } = "";
     }
 
     internal sealed class ScalarScore
