@@ -138,19 +138,6 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
         _report.AppendLine();
     }
 
-    private void BinaryRow(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline)
-    {
-        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name} ...");
-        var watch = Stopwatch.StartNew();
-        var model = pipeline.Fit(train);
-        double seconds = watch.Elapsed.TotalSeconds;
-        var metrics = ml.BinaryClassification.Evaluate(model.Transform(test));
-        string line = $"| {name} | {metrics.Accuracy:F4} | {metrics.AreaUnderRocCurve:F4} | {seconds:F0} | {PerEpoch(model)} |";
-        Console.WriteLine(line);
-        _report.AppendLine(line);
-        (model as IDisposable)?.Dispose();
-    }
-
     private static string PerEpoch(ITransformer model)
     {
         var deep = (model as IEnumerable<ITransformer>)?.OfType<DeepTransformer>().LastOrDefault(d => d.History.Epochs.Count > 0) ?? model as DeepTransformer;
@@ -179,14 +166,23 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
         _report.AppendLine();
     }
 
-    private void Row(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline)
+    /// <summary>A multiclass row: micro- and macro-accuracy.</summary>
+    private void Row(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline) =>
+        Row(name, train, test, pipeline, scored => ml.MulticlassClassification.Evaluate(scored) is var m ? (m.MicroAccuracy, m.MacroAccuracy) : default);
+
+    /// <summary>A binary row: accuracy and AUC.</summary>
+    private void BinaryRow(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline) =>
+        Row(name, train, test, pipeline, scored => ml.BinaryClassification.Evaluate(scored) is var m ? (m.Accuracy, m.AreaUnderRocCurve) : default);
+
+    /// <summary>Fits <paramref name="pipeline"/>, scores the test rows and appends one table row: two metrics, Fit seconds, seconds per epoch.</summary>
+    private void Row(string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline, Func<IDataView, (double, double)> evaluate)
     {
         Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name} ...");
         var watch = Stopwatch.StartNew();
         var model = pipeline.Fit(train);
         double seconds = watch.Elapsed.TotalSeconds;
-        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(test));
-        string line = $"| {name} | {metrics.MicroAccuracy:F4} | {metrics.MacroAccuracy:F4} | {seconds:F0} | {PerEpoch(model)} |";
+        var (first, second) = evaluate(model.Transform(test));
+        string line = $"| {name} | {first:F4} | {second:F4} | {seconds:F0} | {PerEpoch(model)} |";
         Console.WriteLine(line);
         _report.AppendLine(line);
         (model as IDisposable)?.Dispose();
