@@ -60,31 +60,20 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
         [LoadColumn(3)] public string Description { get; set; } = "";
     }
 
-    private readonly StringBuilder _report = new();
+    private readonly ModelTable _table = new();
+    private StringBuilder _report => _table.Report;
 
     public int Run()
     {
         if (settings.Threads is int t) TorchSharp.torch.set_num_threads(t);
         _report.AppendLine("# Transfer learning: pretrained ResNet18 and all-MiniLM-L6-v2 vs from scratch and classic ML.NET").AppendLine()
-            .AppendLine(Machine()).AppendLine()
+            .AppendLine(ModelTable.Machine()).AppendLine()
             .AppendLine($"Command: `dotnet run -c Release --project benchmarks/Microsoft.ML.DeepExtensions.Benchmarks -- pretrained {string.Join(' ', Environment.GetCommandLineArgs().Skip(2))}`").AppendLine();
         if (settings.Part is "text" or "all") Text();
         if (settings.Part is "sms" or "all") Sms();
         if (settings.Part is "images" or "all") Images();
-        Console.WriteLine(_report);
-        if (settings.Output != "-")
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.Output))!);
-            File.WriteAllText(settings.Output, _report.ToString());
-            Console.WriteLine($"Report written to {settings.Output}");
-        }
+        _table.Write(settings.Output);
         return 0;
-    }
-
-    private static string Machine()
-    {
-        var info = MachineInfo.Collect();
-        return $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {info.Cpu}, {info.Cores} cores; .NET {info.Runtime}; TorchSharp {info.TorchSharp}, libtorch {info.LibTorch}; load before: {MachineInfo.LoadAverage()}.";
     }
 
     private void Text()
@@ -97,9 +86,9 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
         _report.AppendLine($"## Text: Debian package descriptions, 20 sections ({trainRows:N0} train / {testRows:N0} test rows, split seed 7)").AppendLine()
             .AppendLine("| Model | Micro-accuracy | Macro-accuracy | Train s | s / epoch |").AppendLine("|---|---|---|---|---|");
         var label = ml.Transforms.Conversion.MapValueToKey("Label", "Section");
-        Row(ml, "FeaturizeText + SdcaMaximumEntropy", train, split.TestSet,
+        _table.Row(ml, "FeaturizeText + SdcaMaximumEntropy", train, split.TestSet,
             label.Append(ml.Transforms.Text.FeaturizeText("Features", "Description")).Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()));
-        Row(ml, "TextEmbeddings (MiniLM, frozen) + SdcaMaximumEntropy", train, split.TestSet,
+        _table.Row(ml, "TextEmbeddings (MiniLM, frozen) + SdcaMaximumEntropy", train, split.TestSet,
             label.Append(ml.Deep().TextEmbeddings("Features", "Description", settings.MaxTokens))
                 .AppendCacheCheckpoint(ml).Append(ml.Transforms.NormalizeMinMax("Features")).Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()));
         var options = new PretrainedTransformerTrainer.Options
@@ -107,7 +96,7 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
             Model = PretrainedModels.MiniLmL6, FeatureColumnName = "Description", Epochs = settings.Epochs, MaxTokens = settings.MaxTokens, Seed = 7,
             NumberOfThreads = settings.Threads,
         };
-        Row(ml, $"MiniLM fine-tuned ({settings.Epochs} epochs, {settings.MaxTokens} tokens)", train, split.TestSet, label.Append(ml.Deep().PretrainedTransformer(options)));
+        _table.Row(ml, $"MiniLM fine-tuned ({settings.Epochs} epochs, {settings.MaxTokens} tokens)", train, split.TestSet, label.Append(ml.Deep().PretrainedTransformer(options)));
         _report.AppendLine();
     }
 
@@ -131,17 +120,11 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
             Model = PretrainedModels.MiniLmL6, FeatureColumnName = "Text", Epochs = settings.Epochs, MaxTokens = settings.MaxTokens, Seed = 1,
             NumberOfThreads = settings.Threads,
         };
-        BinaryRow(ml, "FeaturizeText + SdcaLogisticRegression", split.TrainSet, split.TestSet,
+        _table.BinaryRow(ml, "FeaturizeText + SdcaLogisticRegression", split.TrainSet, split.TestSet,
             label.Append(ml.Transforms.Text.FeaturizeText("Features", "Text")).Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression()));
-        BinaryRow(ml, $"MiniLM fine-tuned ({settings.Epochs} epochs, {settings.MaxTokens} tokens)", split.TrainSet, split.TestSet,
+        _table.BinaryRow(ml, $"MiniLM fine-tuned ({settings.Epochs} epochs, {settings.MaxTokens} tokens)", split.TrainSet, split.TestSet,
             label.Append(ml.Deep().PretrainedTransformer(options)));
         _report.AppendLine();
-    }
-
-    private static string PerEpoch(ITransformer model)
-    {
-        var deep = (model as IEnumerable<ITransformer>)?.OfType<DeepTransformer>().LastOrDefault(d => d.History.Epochs.Count > 0) ?? model as DeepTransformer;
-        return deep is { History.Epochs.Count: > 0 } d ? string.Join(" / ", d.History.Epochs.Select(e => e.Seconds.ToString("F1", CultureInfo.InvariantCulture))) : "–";
     }
 
     private void Images()
@@ -152,9 +135,9 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
         _report.AppendLine($"## Images: Fashion-MNIST, {settings.Limit:N0} training images, 10,000 test images (t10k)").AppendLine()
             .AppendLine("| Model | Micro-accuracy | Macro-accuracy | Train s | s / epoch |").AppendLine("|---|---|---|---|---|");
         var shape = new ImageShape(1, 28, 28);
-        Row(ml, "CNN from scratch (default, 5 epochs)", train, test, ml.Deep().Cnn(imageShape: shape, epochs: 5));
-        Row(ml, "CNN from scratch (default, 20 epochs)", train, test, ml.Deep().Cnn(imageShape: shape, epochs: 20));
-        Row(ml, $"ImageEmbeddings (ResNet18, frozen, {settings.Resolution} px) + SdcaMaximumEntropy", train, test,
+        _table.Row(ml, "CNN from scratch (default, 5 epochs)", train, test, ml.Deep().Cnn(imageShape: shape, epochs: 5));
+        _table.Row(ml, "CNN from scratch (default, 20 epochs)", train, test, ml.Deep().Cnn(imageShape: shape, epochs: 20));
+        _table.Row(ml, $"ImageEmbeddings (ResNet18, frozen, {settings.Resolution} px) + SdcaMaximumEntropy", train, test,
             ml.Deep().ImageEmbeddings("Embedding", "Features", shape, resolution: settings.Resolution)
                 .AppendCacheCheckpoint(ml).Append(ml.Transforms.NormalizeMinMax("Embedding")).Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(featureColumnName: "Embedding")));
         var options = new PretrainedCnnTrainer.Options
@@ -162,29 +145,7 @@ internal sealed class PretrainedBenchmark(PretrainedBenchmark.Settings settings)
             Model = PretrainedModels.ResNet18, ImageShape = shape, Resolution = settings.Resolution, Epochs = settings.ImageEpochs, Seed = 1,
             NumberOfThreads = settings.Threads,
         };
-        Row(ml, $"ResNet18 fine-tuned ({settings.ImageEpochs} epochs, first frozen, {settings.Resolution} px, batch 16, head 3e-3 / backbone 3e-4)", train, test, ml.Deep().PretrainedCnn(options));
+        _table.Row(ml, $"ResNet18 fine-tuned ({settings.ImageEpochs} epochs, first frozen, {settings.Resolution} px, batch 16, head 3e-3 / backbone 3e-4)", train, test, ml.Deep().PretrainedCnn(options));
         _report.AppendLine();
-    }
-
-    /// <summary>A multiclass row: micro- and macro-accuracy.</summary>
-    private void Row(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline) =>
-        Row(name, train, test, pipeline, scored => ml.MulticlassClassification.Evaluate(scored) is var m ? (m.MicroAccuracy, m.MacroAccuracy) : default);
-
-    /// <summary>A binary row: accuracy and AUC.</summary>
-    private void BinaryRow(MLContext ml, string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline) =>
-        Row(name, train, test, pipeline, scored => ml.BinaryClassification.Evaluate(scored) is var m ? (m.Accuracy, m.AreaUnderRocCurve) : default);
-
-    /// <summary>Fits <paramref name="pipeline"/>, scores the test rows and appends one table row: two metrics, Fit seconds, seconds per epoch.</summary>
-    private void Row(string name, IDataView train, IDataView test, IEstimator<ITransformer> pipeline, Func<IDataView, (double, double)> evaluate)
-    {
-        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name} ...");
-        var watch = Stopwatch.StartNew();
-        var model = pipeline.Fit(train);
-        double seconds = watch.Elapsed.TotalSeconds;
-        var (first, second) = evaluate(model.Transform(test));
-        string line = $"| {name} | {first:F4} | {second:F4} | {seconds:F0} | {PerEpoch(model)} |";
-        Console.WriteLine(line);
-        _report.AppendLine(line);
-        (model as IDisposable)?.Dispose();
     }
 }

@@ -20,6 +20,8 @@ public static class Program
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
           pretrained  transfer learning: fine-tuned MiniLM vs FeaturizeText + SDCA on the Debian descriptions; fine-tuned
                   ResNet18 vs the CNN from scratch on 1,000 Fashion-MNIST images (frozen embeddings + SDCA for both)
+          vision  images from scratch on the full Fashion-MNIST: default CNN vs the CNN HighAccuracy preset vs the
+                  vision transformer (accuracy, seconds per epoch)
           onnx    scoring with TorchSharp vs the exported model in ONNX Runtime (MLP and CNN): single-row latency,
                   batch throughput, label agreement; or --export-model PATH to write the MLP's .onnx file only
 
@@ -31,6 +33,12 @@ public static class Program
           --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)
           --export-model PATH train the default MLP (2 epochs) on the slice, write PATH (.onnx) and stop
           --output FILE       markdown report (default benchmarks/results/onnx.md; '-' for none)
+
+        Options (vision):
+          --models LIST       cnn,cnn-preset,vit (default all three)
+          --cnn-epochs N      default CNN epochs (default 5); --preset-epochs N (default 15), --vit-epochs N (default 15)
+          --limit N           training images (default all 60,000); --threads N, --data DIR
+          --output FILE       markdown report (default benchmarks/results/vision-fashion-mnist.md; '-' for none)
 
         Options (pretrained):
           --part P            text (Debian descriptions), sms, images or all (default all)
@@ -110,6 +118,8 @@ public static class Program
                     return new ServingBenchmark(ServingBenchmark.Settings.Parse(args[1..])).Run();
                 case "onnx":
                     return new OnnxBenchmark(OnnxBenchmark.Settings.Parse(args[1..])).Run();
+                case "vision":
+                    return new VisionBenchmark(VisionBenchmark.Settings.Parse(args[1..])).Run();
                 case "pretrained":
                     return new PretrainedBenchmark(PretrainedBenchmark.Settings.Parse(args[1..])).Run();
                 default:

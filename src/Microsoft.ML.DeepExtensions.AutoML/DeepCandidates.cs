@@ -11,8 +11,8 @@ public static class DeepCandidates
 {
     private static readonly DeepTask[] AllTasks = [DeepTask.BinaryClassification, DeepTask.MulticlassClassification, DeepTask.Regression];
 
-    /// <summary>Every deep family: perceptron, MLP, CNN, FT-Transformer (vectors); LSTM and transformer (token sequences).</summary>
-    public static IReadOnlyList<CandidateFactory> All => [Perceptron, Mlp, Cnn, FtTransformer, Lstm, Transformer];
+    /// <summary>Every deep family: perceptron, MLP, CNN, ViT, FT-Transformer (vectors); LSTM and transformer (token sequences).</summary>
+    public static IReadOnlyList<CandidateFactory> All => [Perceptron, Mlp, Cnn, Vit, FtTransformer, Lstm, Transformer];
 
     /// <summary>Rosenblatt's perceptron (binary; calibrated with Platt scaling by the comparison for its probabilities).</summary>
     public static CandidateFactory Perceptron { get; } = new()
@@ -75,6 +75,31 @@ public static class DeepCandidates
             DenseDropout = s.Parameters.Get("DenseDropout", 0.3),
         })),
     };
+
+    /// <summary>Vision transformer (every task; needs the data's <see cref="ImageShape"/>): patches as tokens.</summary>
+    public static CandidateFactory Vit { get; } = new()
+    {
+        Name = "ViT",
+        Kind = CandidateKind.Deep,
+        Tasks = AllTasks,
+        Inputs = CandidateInputs.Image,
+        MaxEpochs = 8,
+        SearchSpace = new SearchSpace()
+            .Add("PatchSize", 4, 7, 2)
+            .Add("Layers", 4, 2, 6)
+            .Add("LearningRate", 1e-3, 2e-3),
+        Build = (c, s) => c.Context.Deep().Vit(s.Configure(c, new VitTrainer.Options
+        {
+            ImageShape = c.ImageShape,
+            PatchSize = TilingPatch(s.Parameters.Get("PatchSize", 4), c.ImageShape!),
+            Layers = s.Parameters.Get("Layers", 4),
+            LearningRate = s.Parameters.Get("LearningRate", 1e-3),
+        })),
+    };
+
+    /// <summary>The largest patch side up to <paramref name="wanted"/> that tiles the image (1 always does).</summary>
+    private static int TilingPatch(int wanted, ImageShape shape) =>
+        Enumerable.Range(1, wanted).Last(p => shape.Height % p == 0 && shape.Width % p == 0);
 
     /// <summary>FT-Transformer for tabular vectors (every task): each feature (or one-hot group) is a token.</summary>
     public static CandidateFactory FtTransformer { get; } = new()

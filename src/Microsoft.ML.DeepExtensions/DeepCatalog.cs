@@ -50,6 +50,17 @@ public sealed class DeepCatalog
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, ImageShape = imageShape, Epochs = epochs,
         });
 
+    /// <summary>A vision transformer (ViT) trainer for images: patches as tokens, trained from scratch.</summary>
+    public VitTrainer Vit(VitTrainer.Options options) => new(Context, options);
+
+    /// <summary>A vision transformer with the default architecture (4×4 patches, 6 layers) for images of <paramref name="imageShape"/> (null: inferred).</summary>
+    public VitTrainer Vit(string labelColumnName = ColumnNames.Label, string featureColumnName = ColumnNames.Features,
+        ImageShape? imageShape = null, int epochs = 10) =>
+        new(Context, new VitTrainer.Options
+        {
+            LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, ImageShape = imageShape, Epochs = epochs,
+        });
+
     /// <summary>
     /// Trains a CNN and outputs its penultimate layer as the float vector column <paramref name="outputColumnName"/>,
     /// for a classic trainer to learn on in the same pipeline.

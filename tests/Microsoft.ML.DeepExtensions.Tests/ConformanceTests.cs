@@ -41,6 +41,8 @@ public sealed class ConformanceTests(ITestOutputHelper output)
         new("MLP", (ml, f) => ml.Deep().Mlp(new MlpTrainer.Options { FeatureColumnName = f, Epochs = 2, Seed = 1, HiddenLayers = [32] }), ml => Fixtures.Digits(ml).Train, true),
         new("CNN", (ml, f) => ml.Deep().Cnn(new CnnTrainer.Options { FeatureColumnName = f, ImageShape = new ImageShape(1, 8, 8), Epochs = 1, Seed = 1, ConvBlocks = [new ConvBlock { Filters = 8 }], DenseLayers = [16] }),
             ml => Fixtures.Digits(ml).Train, true),
+        new("ViT", (ml, f) => ml.Deep().Vit(new VitTrainer.Options { FeatureColumnName = f, ImageShape = new ImageShape(1, 8, 8), PatchSize = 2, Epochs = 1, Seed = 1, Dimension = 8, Heads = 2, Layers = 1, FeedForwardSize = 16 }),
+            ml => Fixtures.Digits(ml).Train, true),
         new("LSTM", (ml, f) => Sms(ml, ml.Deep().Lstm(new LstmTrainer.Options { FeatureColumnName = f == "Features" ? "Tokens" : f, Epochs = 1, Seed = 1, HiddenSize = 16, EmbeddingSize = 16, MaxSequenceLength = 40 })),
             SmsSubset, false, Text: true),
         new("Transformer", (ml, f) => Sms(ml, ml.Deep().Transformer(new TransformerTrainer.Options { FeatureColumnName = f == "Features" ? "Tokens" : f, Epochs = 1, Seed = 1, Dimension = 16, Heads = 2, Layers = 1, FeedForwardSize = 32, MaxSequenceLength = 40 })),

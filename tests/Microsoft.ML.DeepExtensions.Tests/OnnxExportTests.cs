@@ -134,6 +134,18 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(SequencePooling.Mean)]
+    [InlineData(SequencePooling.Cls)]
+    public void VitMatchesOnnxRuntime(SequencePooling pooling)
+    {
+        var ml = new MLContext(seed: 1);
+        var split = ml.Data.TrainTestSplit(FashionMnist.Load(ml, FashionMnist.FindDirectory("t10k"), "t10k", limit: 600), 0.25, seed: 1);
+        var options = new VitTrainer.Options { PatchSize = 7, Dimension = 16, Heads = 2, Layers = 2, FeedForwardSize = 32, Pooling = pooling, Epochs = 1, Seed = 1, NumberOfThreads = 1 };
+        using var vit = ml.Deep().Vit(options).Fit(split.TrainSet);
+        CompareWithOnnxRuntime(ml, vit, split.TestSet);
+    }
+
+    [Theory]
     [InlineData(LayerNormPosition.Pre)]
     [InlineData(LayerNormPosition.Post)]
     public void FtTransformerMatchesOnnxRuntime(LayerNormPosition norm)

@@ -203,7 +203,7 @@ public sealed class CnnSpec : NetworkSpec
     }
 
     /// <summary>[B, C·H·W] → [B, C, H, W] (from channel-interleaved H·W·C when asked).</summary>
-    private sealed class ToImage(int c, int h, int w, bool interleaved) : nn.Module<Tensor, Tensor>("ToImage"), Onnx.IOnnxExportable
+    internal sealed class ToImage(int c, int h, int w, bool interleaved) : nn.Module<Tensor, Tensor>("ToImage"), Onnx.IOnnxExportable
     {
         public override Tensor forward(Tensor x) =>
             interleaved ? x.view(-1, h, w, c).permute(0, 3, 1, 2).contiguous() : x.view(-1, c, h, w);

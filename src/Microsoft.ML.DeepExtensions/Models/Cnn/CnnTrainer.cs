@@ -17,6 +17,31 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
         /// <summary>Creates options with the CNN's defaults (5 epochs, batch 128, Adam 1e-3).</summary>
         public Options() => Epochs = 5;
 
+        /// <summary>
+        /// A deeper preset for image sets that have the data (tens of thousands of images): two VGG-style stages of two
+        /// 3×3 convolutions each (32 then 64 filters, batch norm, max pooling, dropout 0.25), a 256-unit dense layer with
+        /// dropout 0.5, random shifts of up to 2 pixels and horizontal flips, and 15 epochs with one warm-up epoch then
+        /// cosine decay. About 5× the default's computation per image; on the full Fashion-MNIST it trades that for a
+        /// higher accuracy (see the README's figures). Change any option on the returned object as usual.
+        /// </summary>
+        public static Options HighAccuracy()
+        {
+            static ConvBlock Conv(int filters, bool pool) => new()
+            {
+                Filters = filters, Kernel = 3, Padding = "same", BatchNorm = true,
+                Pooling = pool ? Pooling.Max : Pooling.None, PoolSize = 2, Dropout = pool ? 0.25 : 0,
+            };
+            return new Options
+            {
+                Epochs = 15,
+                ConvBlocks = [Conv(32, false), Conv(32, true), Conv(64, false), Conv(64, true)],
+                DenseLayers = [256],
+                DenseDropout = 0.5,
+                Augmentation = new() { MaxShift = 2, HorizontalFlip = true },
+                LearningRateSchedule = Training.LearningRateSchedule.Cosine(warmupEpochs: 1),
+            };
+        }
+
         /// <summary>Channels × height × width of each image; null infers a square grayscale or RGB image from the vector size.</summary>
         public ImageShape? ImageShape { get; set; }
 

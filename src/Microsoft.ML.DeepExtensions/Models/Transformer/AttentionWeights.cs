@@ -30,7 +30,7 @@ public sealed record AttentionMap(string[] Tokens, float[][,] Heads)
     }
 }
 
-/// <summary>Attention weights of fitted transformer models (text or FT-Transformer), for heat maps.</summary>
+/// <summary>Attention weights of fitted transformer models (text, FT-Transformer or ViT), for heat maps.</summary>
 public static class TransformerAttentionExtensions
 {
     /// <summary>
@@ -43,7 +43,7 @@ public static class TransformerAttentionExtensions
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         if (model.Network.Body is not TorchSharp.Modules.Sequential seq || seq.children().FirstOrDefault() is not TransformerBody body)
-            throw new NotSupportedException($"AttentionWeights needs a transformer model (TransformerTrainer or FtTransformerTrainer); this model is a {model.Family}.");
+            throw new NotSupportedException($"AttentionWeights needs a transformer model (TransformerTrainer, FtTransformerTrainer or VitTrainer); this model is a {model.Family}.");
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), maxRows, "maxRows must be at least 1.");
 
         var column = ColumnChecks.Find(data.Schema, model.FeatureColumnName, "Feature");
@@ -93,10 +93,11 @@ public static class TransformerAttentionExtensions
         return maps;
     }
 
-    /// <summary>FT-Transformer: the feature names; text: the words (from the column's key values), "[CLS]" first when pooled by it.</summary>
+    /// <summary>FT-Transformer: the feature names; ViT: the patches; text: the words (from the column's key values), "[CLS]" first when pooled by it.</summary>
     private static string[] TokenNames(DeepTransformer model, DataViewSchema.Column column, float[] row, int count)
     {
         if (model.Spec is FtTransformerSpec ft) return ft.TokenNames();
+        if (model.Spec is VitSpec vit) return vit.TokenNames();
         var spec = (TransformerSpec)model.Spec;
         bool cls = spec.Pooling == SequencePooling.Cls;
         var words = new VBuffer<ReadOnlyMemory<char>>();
