@@ -110,6 +110,12 @@ public sealed class DeepCatalog
             LabelColumnName = labelColumnName, FeatureColumnName = featureColumnName, MaxSequenceLength = maxSequenceLength, Epochs = epochs,
         });
 
+    /// <summary>An encoder–decoder that generates a token sequence from a token sequence or a vector (keys in, keys out).</summary>
+    public SequenceGeneratorTrainer SequenceGenerator(SequenceGeneratorTrainer.Options options) => new(Context, options);
+
+    /// <summary>Text generation, text in and text out: from a source text column (many-to-many) or a condition such as a class (one-to-many).</summary>
+    public TextGenerator TextGenerator(TextGenerator.Options options) => new(Context, options);
+
     /// <summary>An FT-Transformer for tabular data (numeric and one-hot categorical features as tokens).</summary>
     public FtTransformerTrainer FtTransformer(FtTransformerTrainer.Options options) => new(Context, options);
 
@@ -218,6 +224,7 @@ public sealed class DeepCatalog
         if (Registered.TryGetValue(catalog, out _)) return;
         MlNetBridge.RegisterLoader(catalog, typeof(DeepTransformer), DeepTransformer.LoaderSignature, DeepTransformer.CreateMethod);
         MlNetBridge.RegisterLoader(catalog, typeof(GanTransformer), GanTransformer.LoaderSignature, GanTransformer.CreateMethod);
+        catalog.RegisterAssembly(typeof(DeepCatalog).Assembly);   // the custom mappings of TextGenerator load by their contract names
         Registered.AddOrUpdate(catalog, true);
     }
 }

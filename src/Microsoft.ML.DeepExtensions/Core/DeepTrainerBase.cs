@@ -18,6 +18,9 @@ public sealed record SpecRequest(FeatureInput Input, int OutputSize, DeepTask Ta
 {
     /// <summary>The training data's feature column (for its annotations, e.g. slot names); null before training (<c>Spec(...)</c>).</summary>
     public DataViewSchema.Column? FeatureColumn { get; init; }
+
+    /// <summary>The training data's label column (for its key values); null before training (<c>Spec(...)</c>).</summary>
+    public DataViewSchema.Column? LabelColumn { get; init; }
 }
 
 /// <summary>
@@ -92,6 +95,15 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
     protected abstract NetworkSpec CreateSpec(SpecRequest request);
 
     /// <summary>
+    /// Steps of a variable-length key-vector label (one class per step): by default the token input's maximum length (one
+    /// tag per token); a family whose output length differs from its input's (a sequence generator) says its own.
+    /// </summary>
+    protected virtual int? LabelSteps(FeatureInput input) => input.Steps;
+
+    /// <summary>Called once after training, before the fitted model is made (e.g. to switch from training-time to scoring-time settings).</summary>
+    protected virtual void Trained(NetworkSpec spec) { }
+
+    /// <summary>
     /// Adapts <paramref name="spec"/> to the training data before the network is built, from each feature slot's minimum
     /// and maximum over the training rows (e.g. whether pixels are 0–1 or 0–255). By default nothing changes.
     /// </summary>
@@ -134,18 +146,18 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var featureColumn = ColumnChecks.Find(trainData.Schema, o.FeatureColumnName, "Feature");
         var input = InputFor(featureColumn.Type, o.FeatureColumnName);
         int inputSize = input.Size;
-        var label = ColumnChecks.Label(trainData.Schema, o.Label, o.Task, input.Steps);
+        var label = ColumnChecks.Label(trainData.Schema, o.Label, o.Task, LabelSteps(input));
         if (!Supports(label.Task))
             throw new ArgumentException($"{Name} does not support {label.Task} (label column '{o.Label}' is {trainData.Schema[o.Label].Type}).", o.Label);
         if (validationData != null)
         {
             input.Check(ColumnChecks.Find(validationData.Schema, o.FeatureColumnName, "Feature").Type, o.FeatureColumnName);
-            if (ColumnChecks.Label(validationData.Schema, o.Label, label.Task, input.Steps).Width != label.Width)
+            if (ColumnChecks.Label(validationData.Schema, o.Label, label.Task, LabelSteps(input)).Width != label.Width)
                 throw new ArgumentException($"Label column '{o.Label}' has a different number of values in the validation data than the {label.Width} in the training data.", o.Label);
         }
         // Per row: K classes (× steps for one class per step), or the label's values (1, or a vector label's size).
         int outputs = label.Task == DeepTask.MulticlassClassification ? label.ClassCount * label.Width : label.Width;
-        var spec = CreateSpec(new SpecRequest(input, outputs, label.Task) { FeatureColumn = featureColumn });
+        var spec = CreateSpec(new SpecRequest(input, outputs, label.Task) { FeatureColumn = featureColumn, LabelColumn = trainData.Schema[o.Label] });
         spec.Input = input;
         spec.Validate();
 
@@ -210,6 +222,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
             throw;
         }
         network.eval();
+        Trained(spec);
 
         var manifest = new ModelManifest
         {

@@ -52,6 +52,9 @@ internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
     /// <summary>Raw output in training units (standardised for regression).</summary>
     public override Tensor forward(Tensor x) => body.call(Standardize(x));
 
+    /// <summary>The training step's forward: a body that learns from the labels as inputs too (<see cref="ILabelFedModule"/>) gets them.</summary>
+    public Tensor Forward(Tensor x, Tensor y) => body is ILabelFedModule fed ? fed.Forward(Standardize(x), y) : forward(x);
+
     /// <summary>The penultimate layer: every layer of the body but the output layer.</summary>
     public Tensor Embed(Tensor x)
     {
@@ -104,4 +107,14 @@ internal sealed class DeepNetwork : nn.Module<Tensor, Tensor>
     }
 
     private static bool IsConstant(Tensor t, float value) => t.eq(value).all().item<bool>();
+}
+
+/// <summary>
+/// A network body whose training forward also reads the batch's labels — teacher forcing: a decoder is fed the target's
+/// previous tokens while it learns to predict each next one. At scoring and validation it reads the features only.
+/// </summary>
+internal interface ILabelFedModule
+{
+    /// <summary>Output [B, outputs] for standardised features <paramref name="x"/> and the labels <paramref name="y"/> as the loss reads them.</summary>
+    Tensor Forward(Tensor x, Tensor y);
 }

@@ -183,8 +183,9 @@ internal sealed class GradientStepper : IStepper
     {
         _optimizer.zero_grad();
         _backboneOptimizer?.zero_grad();
-        var output = _network.forward(x);
-        var loss = _loss.Compute(output, _regression ? _network.ScaleTarget(y) : y);
+        var target = _regression ? _network.ScaleTarget(y) : y;
+        var output = _network.Forward(x, target);
+        var loss = _loss.Compute(output, target);
         loss.backward();
         if (_clip is double c) Optimizers.ClipGradients(_network.parameters(), c);
         _optimizer.step();
