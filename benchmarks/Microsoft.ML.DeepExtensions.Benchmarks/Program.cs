@@ -20,6 +20,8 @@ public static class Program
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
           pretrained  transfer learning: fine-tuned MiniLM vs FeaturizeText + SDCA on the Debian descriptions; fine-tuned
                   ResNet18 vs the CNN from scratch on 1,000 Fashion-MNIST images (frozen embeddings + SDCA for both)
+          generation  sequence generation: Debian summaries from descriptions (ROUGE-L vs the first N words) and SMS
+                  messages for a class (judged by our SMS classifier; copies of training messages)
           vision  images from scratch on the full Fashion-MNIST: default CNN vs the CNN HighAccuracy preset vs the
                   vision transformer (accuracy, seconds per epoch)
           onnx    scoring with TorchSharp vs the exported model in ONNX Runtime (MLP and CNN): single-row latency,
@@ -33,6 +35,12 @@ public static class Program
           --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)
           --export-model PATH train the default MLP (2 epochs) on the slice, write PATH (.onnx) and stop
           --output FILE       markdown report (default benchmarks/results/onnx.md; '-' for none)
+
+        Options (generation):
+          --part P            summaries, sms or all (default all); --epochs N (default 10)
+          --messages N        SMS messages generated, half per class (default 1,000); --limit N rows of each data set
+          --threads N, --shared-data DIR (default ../shared/data)
+          --output FILE       markdown report (default benchmarks/results/generation.md; '-' for none)
 
         Options (vision):
           --models LIST       cnn,cnn-preset,vit (default all three)
@@ -118,6 +126,8 @@ public static class Program
                     return new ServingBenchmark(ServingBenchmark.Settings.Parse(args[1..])).Run();
                 case "onnx":
                     return new OnnxBenchmark(OnnxBenchmark.Settings.Parse(args[1..])).Run();
+                case "generation":
+                    return new GenerationBenchmark(GenerationBenchmark.Settings.Parse(args[1..])).Run();
                 case "vision":
                     return new VisionBenchmark(VisionBenchmark.Settings.Parse(args[1..])).Run();
                 case "pretrained":

@@ -185,4 +185,39 @@ public class GenerationTests : IClassFixture<GenerationFixture>
     }
 
     public sealed class ClassOnly { public string Class { get; set; } = ""; }
+
+    [Theory]
+    [InlineData(GeneratorArchitecture.Recurrent, true)]
+    [InlineData(GeneratorArchitecture.Transformer, true)]
+    [InlineData(GeneratorArchitecture.Transformer, false)]
+    public void EachArchitectureCountsItsParametersAndDecodesConsistently(GeneratorArchitecture architecture, bool textSource)
+    {
+        var ml = new MLContext(seed: 1);
+        var options = new TextGenerator.Options
+        {
+            TargetColumnName = "Summary",
+            Generator = new SequenceGeneratorTrainer.Options
+            {
+                Architecture = architecture, Cell = RecurrentCell.Lstm, Epochs = 1, Seed = 1, EmbeddingSize = 16, HiddenSize = 32, Heads = 2, Layers = 2,
+                MaxSequenceLength = 24, MaxOutputLength = 10, NumberOfThreads = 1,
+            },
+        };
+        if (textSource) options.SourceColumnName = "Description"; else options.ConditionColumnName = "Section";
+        var model = ml.Deep().TextGenerator(options).Fit(_f.Train);
+        var generator = model.OfType<DeepTransformer>().Single();
+        _out.WriteLine(generator.Summary().ToString());
+        Assert.Equal(generator.Network.Body.parameters().Sum(p => p.numel()), generator.Summary().TotalParameters);
+
+        var spec = (SequenceGeneratorSpec)generator.Spec;
+        var greedy = Texts(model, _f.Test);
+        spec.Decoding = new Decoding { BeamWidth = 1, AlwaysBeam = true };
+        Assert.Equal(greedy, Texts(model, _f.Test));
+        spec.Decoding = new Decoding { BeamWidth = 3, LengthPenalty = 0.6 };
+        Assert.All(Texts(model, _f.Test), t => Assert.False(string.IsNullOrWhiteSpace(t)));
+        if (!textSource) return;
+        spec.Decoding = new Decoding();
+        var rows = _f.Ml.Data.CreateEnumerable<GenerationFixture.Package>(_f.Test, false).OrderBy(r => r.Description.Length).ToList();
+        var together = Texts(model, ml.Data.LoadFromEnumerable([rows[0], rows[^1]]));
+        Assert.Equal(Texts(model, ml.Data.LoadFromEnumerable([rows[0]])).Single(), together[0]);
+    }
 }

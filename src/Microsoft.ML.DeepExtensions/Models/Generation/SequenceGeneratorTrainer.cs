@@ -41,13 +41,19 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
         /// <summary>Longer sources are truncated (default) or rejected.</summary>
         public SequenceOverflow SequenceOverflow { get; set; } = SequenceOverflow.Truncate;
 
-        /// <summary>Encoder and decoder cell (GRU by default).</summary>
+        /// <summary>Recurrent (default) or transformer encoder and decoder.</summary>
+        public GeneratorArchitecture Architecture { get; set; } = GeneratorArchitecture.Recurrent;
+
+        /// <summary>Attention heads of the transformer architecture (must divide <see cref="HiddenSize"/>). Default 4.</summary>
+        public int Heads { get; set; } = 4;
+
+        /// <summary>Encoder and decoder cell of the recurrent architecture (GRU by default).</summary>
         public RecurrentCell Cell { get; set; } = RecurrentCell.Gru;
 
         /// <summary>Width of the token embeddings.</summary>
         public int EmbeddingSize { get; set; } = 128;
 
-        /// <summary>Hidden units of the encoder and decoder.</summary>
+        /// <summary>Hidden units of the recurrent encoder and decoder, or the transformer's width. Default 256.</summary>
         public int HiddenSize { get; set; } = 256;
 
         /// <summary>Stacked recurrent layers.</summary>
@@ -68,6 +74,8 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
             Check(EmbeddingSize >= 1, nameof(EmbeddingSize), EmbeddingSize, "at least 1");
             Check(HiddenSize >= 1, nameof(HiddenSize), HiddenSize, "at least 1");
             Check(Layers >= 1, nameof(Layers), Layers, "at least 1");
+            Check(Heads >= 1 && (Architecture != GeneratorArchitecture.Transformer || HiddenSize % Heads == 0 && HiddenSize % 2 == 0), nameof(Heads), Heads,
+                $"at least 1, and for the transformer a divisor of the even HiddenSize ({HiddenSize})");
             Check(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "in [0, 1)");
             Check(!string.IsNullOrEmpty(EndToken), nameof(EndToken), EndToken, "a non-empty token");
             ArgumentNullException.ThrowIfNull(Decoding, nameof(Decoding));
@@ -123,7 +131,9 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
             Cell = o.Cell,
             EmbeddingSize = o.EmbeddingSize,
             HiddenSize = o.HiddenSize,
-            RecurrentLayers = o.Layers,
+            Depth = o.Layers,
+            Architecture = o.Architecture,
+            Heads = o.Heads,
             Dropout = o.Dropout,
             SourceColumnName = o.FeatureColumnName,
         };
