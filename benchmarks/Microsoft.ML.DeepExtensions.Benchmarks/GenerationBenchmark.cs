@@ -96,26 +96,35 @@ internal sealed class GenerationBenchmark(GenerationBenchmark.Settings settings)
         var baseline = test.Select(p => First(p.Description, bestN)).ToList();
         Row($"First {bestN} words of the description (N tuned on train)", test.Select(p => p.Summary), baseline, 0, "–");
 
-        var options = new TextGenerator.Options
+        var recurrent = new SequenceGeneratorTrainer.Options { Epochs = settings.Epochs, Seed = 7, Verbose = true };
+        var transformer = new SequenceGeneratorTrainer.Options
         {
-            SourceColumnName = "Description", TargetColumnName = "Summary",
-            Generator = new SequenceGeneratorTrainer.Options { Epochs = settings.Epochs, Seed = 7, Verbose = true },
+            Architecture = GeneratorArchitecture.Transformer, HiddenSize = 128, Layers = 2, Epochs = settings.Epochs, Seed = 7, Verbose = true,
         };
+        var (greedy, beam) = Summarize(ml, split, test, $"Seq2Seq GRU + attention (embeddings {recurrent.EmbeddingSize}, hidden {recurrent.HiddenSize}, {recurrent.Epochs} epochs)", recurrent);
+        Summarize(ml, split, test, $"Seq2Seq transformer (d {transformer.HiddenSize}, {transformer.Layers} + {transformer.Layers} layers, {transformer.Heads} heads, {transformer.Epochs} epochs)", transformer);
+        Report.AppendLine().AppendLine("Examples (test rows): reference → baseline | GRU greedy | GRU beam 4").AppendLine();
+        foreach (int i in new[] { 0, 1, 2, 3, 4, 5 }.Where(i => i < test.Count))
+            Report.AppendLine($"- {test[i].Summary} → {baseline[i]} | {greedy[i]} | {beam[i]}");
+        Report.AppendLine();
+    }
+
+    /// <summary>Trains a summarizer, then scores the test rows greedily and with beam search (width 4): two rows; returns both outputs.</summary>
+    private (List<string> Greedy, List<string> Beam) Summarize(MLContext ml, DataOperationsCatalog.TrainTestData split, List<Package> test, string name, SequenceGeneratorTrainer.Options generatorOptions)
+    {
+        var options = new TextGenerator.Options { SourceColumnName = "Description", TargetColumnName = "Summary", Generator = generatorOptions };
+        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {name} ...");
         var watch = Stopwatch.StartNew();
         var model = ml.Deep().TextGenerator(options).Fit(split.TrainSet);
         double seconds = watch.Elapsed.TotalSeconds;
         var generator = ((IEnumerable<ITransformer>)model).OfType<DeepTransformer>().Single();
         var perEpoch = string.Join(" / ", generator.History.Epochs.Select(e => e.Seconds.ToString("F0", CultureInfo.InvariantCulture)));
         var greedy = model.Transform(split.TestSet).GetColumn<string>("GeneratedText").ToList();
-        var o = options.Generator;
-        Row($"Seq2Seq GRU + attention (embeddings {o.EmbeddingSize}, hidden {o.HiddenSize}, {o.Epochs} epochs), greedy", test.Select(p => p.Summary), greedy, seconds, perEpoch);
+        Row($"{name}, greedy", test.Select(p => p.Summary), greedy, seconds, perEpoch);
         ((SequenceGeneratorSpec)generator.Spec).Decoding = new Decoding { BeamWidth = 4 };
         var beam = model.Transform(split.TestSet).GetColumn<string>("GeneratedText").ToList();
         Row("the same model, beam search (width 4, length penalty 1)", test.Select(p => p.Summary), beam, 0, "–");
-        Report.AppendLine().AppendLine("Examples (test rows): reference → baseline | greedy | beam 4").AppendLine();
-        foreach (int i in new[] { 0, 1, 2, 3, 4, 5 }.Where(i => i < test.Count))
-            Report.AppendLine($"- {test[i].Summary} → {baseline[i]} | {greedy[i]} | {beam[i]}");
-        Report.AppendLine();
+        return (greedy, beam);
     }
 
     private void Row(string name, IEnumerable<string> references, IReadOnlyList<string> outputs, double seconds, string perEpoch)

@@ -92,6 +92,14 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
     public Decoding Decoding { get; set; } = new();
     /// <summary>The feature column's name, for errors about its rows.</summary>
     public string SourceColumnName { get; set; } = "";
+    /// <summary>
+    /// Copy attention (a pointer-generator, See et al., 2017; recurrent architecture, token source): for each source id
+    /// (index = id), the output class of the same word, or −1. Empty: no copying.
+    /// </summary>
+    public int[] CopyClasses { get; set; } = [];
+
+    /// <summary>Whether the decoder can copy source words (<see cref="CopyClasses"/>).</summary>
+    internal bool Copies => CopyClasses.Length > 0 && SourceTokens is not null && Architecture == GeneratorArchitecture.Recurrent;
 
     /// <summary>
     /// A condition vector (one-to-many) is used as given — a one-hot class stays one-hot, so a row with no class (an
@@ -117,6 +125,8 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
         if (OutputSteps < 1 || OutputSize % OutputSteps != 0)
             throw new InvalidOperationException($"Seq2Seq: {OutputSize} outputs are not {OutputSteps} steps × classes.");
         if (EndClass < 0 || EndClass >= Classes) throw new InvalidOperationException($"Seq2Seq: the end class {EndClass} is not one of the {Classes} output classes.");
+        if (CopyClasses.Length > 0 && (SourceTokens is not { } t || CopyClasses.Length != t.EmbeddingRows || CopyClasses.Any(c => c < -1 || c >= Classes)))
+            throw new InvalidOperationException($"Seq2Seq: the copy table must map each of the source's ids to an output class or −1 ({CopyClasses.Length} entries).");
         Decoding.Validate();
     }
 
@@ -159,6 +169,8 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
                 yield return new LayerInfo("attention (Luong, general)", [t, h], (long)h * h);
                 yield return new LayerInfo("attentional state (Linear 2h → h, tanh)", [t, h], (2L * h + 1) * h);
             }
+            if (Copies)
+                yield return new LayerInfo($"copy gate (Linear 2h → 1, sigmoid; {CopyClasses.Count(c => c >= 0)} source words copyable)", [t, 1], 2L * h + 1);
         }
         yield return new LayerInfo("output (Linear)", [t, k], ((long)h + 1) * k);
     }
@@ -166,9 +178,9 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
     private int Gates => Cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
 
     /// <summary>What the decoder attends over: memory [N, S, h] and its real-token mask [N, S] (null without attention).</summary>
-    private sealed record Source(Tensor? Memory, Tensor? Keep)
+    private sealed record Source(Tensor? Memory, Tensor? Keep, Tensor? CopyTo = null, Tensor? Copyable = null)
     {
-        public Source Select(Tensor rows) => new(Memory?.index_select(0, rows), Keep?.index_select(0, rows));
+        public Source Select(Tensor rows) => new(Memory?.index_select(0, rows), Keep?.index_select(0, rows), CopyTo?.index_select(0, rows), Copyable?.index_select(0, rows));
     }
 
     /// <summary>What a decoder carries from step to step, for rows that beam search can reorder.</summary>
@@ -372,10 +384,18 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
         private readonly nn.Module decoder;
         private readonly TorchSharp.Modules.Linear? attention;
         private readonly TorchSharp.Modules.Linear? combine;
+        private readonly TorchSharp.Modules.Linear? copy_gate;
         private readonly TorchSharp.Modules.Linear output;
+        private readonly Tensor? copy_classes;
 
         public RecurrentGenerator(SequenceGeneratorSpec s) : base(s, "Seq2Seq")
         {
+            if (s.Copies)
+            {
+                copy_gate = nn.Linear(2L * s.HiddenSize, 1);
+                copy_classes = tensor(s.CopyClasses.Select(c => (long)c).ToArray());
+                register_buffer(nameof(copy_classes), copy_classes, persistent: false);
+            }
             if (s.SourceTokens is { } t)
             {
                 source_embedding = nn.Embedding(t.EmbeddingRows, s.EmbeddingSize, padding_idx: TokenInput.PaddingId);
@@ -426,7 +446,10 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
             var (output, last) = RunPacked(encoder!, packed);
             var (memory, _) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: batch.Ids.shape[1]);
             output.Dispose();
-            return (new Source(memory, batch.Mask), last);
+            if (copy_classes is null) return (new Source(memory, batch.Mask), last);
+            var classes = copy_classes.index_select(0, batch.Ids.view(-1)).view_as(batch.Ids);          // [N, S]: output class or −1
+            var copyable = classes.ge(0L).logical_and(batch.Mask).to_type(memory.dtype);
+            return (new Source(memory, batch.Mask, classes.clamp_min(0L), copyable), last);
         }
 
         /// <summary>Decoder outputs [N, T, h] → class scores [N, T, K], attending over the memory when there is one.</summary>
@@ -436,8 +459,18 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
             var scores = attention!.call(decoded).matmul(memory.transpose(1, 2));                     // [N, T, S]
             using var minus = float.NegativeInfinity.ToScalar();                                     // held for the call (see SelfAttention.Forward)
             scores = scores.masked_fill(source.Keep!.logical_not().unsqueeze(1), minus);
-            var context = scores.softmax(-1).matmul(memory);                                         // [N, T, h]
-            return output.call(Drop(combine!.call(cat([decoded, context], -1)).tanh()));
+            var weights = scores.softmax(-1);
+            var context = weights.matmul(memory);                                                    // [N, T, h]
+            var both = cat([decoded, context], -1);
+            var logits = output.call(Drop(combine!.call(both).tanh()));
+            if (copy_gate is null) return logits;
+            // Pointer-generator: P(c) = g·softmax(logits)(c) + (1 − g)·(attention on source words that are class c).
+            // Returned as log P: the loss's and the decoders' log-softmax of it renormalises what uncopyable words lose.
+            var generate = copy_gate.call(both).sigmoid();                                           // [N, T, 1]
+            var copied = weights.mul(source.Copyable!.unsqueeze(1)).mul(generate.neg().add(1f));    // [N, T, S]
+            var index = source.CopyTo!.unsqueeze(1).expand(copied.shape[0], copied.shape[1], copied.shape[2]);
+            var p = logits.softmax(-1).mul(generate).scatter_add(2, index, copied);
+            return p.clamp_min(1e-9f).log();
         }
 
         protected override Tensor TeacherForced(Tensor x, Tensor inputs)

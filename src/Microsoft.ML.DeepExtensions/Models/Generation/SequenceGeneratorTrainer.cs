@@ -62,6 +62,12 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
         /// <summary>Dropout on embeddings and before the output layer. Default 0.2.</summary>
         public double Dropout { get; set; } = 0.2;
 
+        /// <summary>
+        /// Copy attention (recurrent architecture, token source): the decoder may also copy a source word that is an output
+        /// word — names, terms — weighing copying against generating at each step (a pointer-generator). Default on.
+        /// </summary>
+        public bool Copy { get; set; } = true;
+
         /// <summary>How tokens are chosen at scoring time (greedy by default; beam search; sampling with a seed). Validation during training is always greedy.</summary>
         public Decoding Decoding { get; set; } = new();
 
@@ -124,6 +130,7 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
         }
         return new SequenceGeneratorSpec
         {
+            CopyClasses = o.Copy && o.Architecture == GeneratorArchitecture.Recurrent ? CopyTable(request, request.LabelColumn) : [],
             InputSize = request.Input.Size,
             OutputSize = request.OutputSize,
             OutputSteps = steps,
@@ -137,6 +144,24 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
             Dropout = o.Dropout,
             SourceColumnName = o.FeatureColumnName,
         };
+    }
+
+    /// <summary>For each source id (0 padding, 1..V the feature column's keys, V + 1 unknown), the label's class of the same word, or −1.</summary>
+    private static int[] CopyTable(SpecRequest request, DataViewSchema.Column? label)
+    {
+        if (request.Input is not TokenInput tokens || label is not { } l || request.FeatureColumn is not { } f || !f.HasKeyValues()) return [];
+        var sources = default(VBuffer<ReadOnlyMemory<char>>);
+        f.GetKeyValues(ref sources);
+        var targets = default(VBuffer<ReadOnlyMemory<char>>);
+        l.GetKeyValues(ref targets);
+        var classOf = new Dictionary<string, int>();
+        int c = 0;
+        foreach (var v in targets.DenseValues()) classOf.TryAdd(v.ToString(), c++);
+        var table = Enumerable.Repeat(-1, tokens.EmbeddingRows).ToArray();
+        int id = 1;
+        foreach (var v in sources.DenseValues().Take(tokens.VocabularySize))
+            table[id++] = classOf.TryGetValue(v.ToString(), out int k) ? k : -1;
+        return table;
     }
 
     /// <summary>Validation during training decodes greedily; the fitted model decodes as <see cref="Options.Decoding"/> says.</summary>
