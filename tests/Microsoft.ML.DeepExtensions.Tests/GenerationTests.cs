@@ -69,6 +69,8 @@ public class GenerationTests : IClassFixture<GenerationFixture>
         for (int i = 0; i < 5; i++) _out.WriteLine($"{references[i]}  →  {texts[i]}");
         Assert.All(texts, t => Assert.False(string.IsNullOrWhiteSpace(t)));
         Assert.All(texts, t => Assert.DoesNotContain(TextGenerator.EndToken, t));
+        // The default decoding never repeats a word pair (NoRepeatNgramSize = 2).
+        Assert.All(texts, t => Assert.Equal(Pairs(t).Count, Pairs(t).Distinct().Count()));
 
         var (loaded, spec) = _f.Load();
         Assert.Equal(texts, Texts(loaded, _f.Test));
@@ -77,6 +79,12 @@ public class GenerationTests : IClassFixture<GenerationFixture>
         var rows = _f.Ml.Data.CreateEnumerable<GenerationFixture.Package>(_f.Test, false).Take(5).ToList();
         for (int i = 0; i < rows.Count; i++)
             Assert.Equal(texts[i], engine.Predict(new DescriptionOnly { Description = rows[i].Description }).GeneratedText);   // no Summary needed to score
+    }
+
+    private static List<string> Pairs(string text)
+    {
+        var w = TextGenerator.Split(text);
+        return Enumerable.Range(0, Math.Max(0, w.Length - 1)).Select(i => w[i] + " " + w[i + 1]).ToList();
     }
 
     public sealed class DescriptionOnly { public string Description { get; set; } = ""; }

@@ -23,6 +23,12 @@ public sealed class Decoding
     /// <summary>Beam search ranks finished sequences by log-probability / ((5 + length) / 6)^α (Wu et al., 2016); 0 ranks by log-probability alone, higher favours longer outputs.</summary>
     public double LengthPenalty { get; set; } = 1.0;
 
+    /// <summary>
+    /// No n-gram of this size is generated twice in one output (0: off). Default 2: no word pair repeats, which stops a
+    /// small model's loops ("tool tool tool") at no cost to text that does not repeat itself.
+    /// </summary>
+    public int NoRepeatNgramSize { get; set; } = 2;
+
     /// <summary>Tokens generated before the end token is allowed (default 1: never an empty output).</summary>
     public int MinLength { get; set; } = 1;
 
@@ -38,6 +44,7 @@ public sealed class Decoding
     {
         if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, $"Decoding.BeamWidth must be at least 1; got {BeamWidth}.");
         if (!(Temperature >= 0) || double.IsInfinity(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, $"Decoding.Temperature must be 0 (deterministic) or positive; got {Temperature}.");
+        if (NoRepeatNgramSize < 0) throw new ArgumentOutOfRangeException(nameof(NoRepeatNgramSize), NoRepeatNgramSize, $"Decoding.NoRepeatNgramSize must be 0 (off) or positive; got {NoRepeatNgramSize}.");
         if (MinLength < 0) throw new ArgumentOutOfRangeException(nameof(MinLength), MinLength, $"Decoding.MinLength must be 0 or positive; got {MinLength}.");
         if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, $"Decoding.TopK must be 0 (all tokens) or positive; got {TopK}.");
         if (!(LengthPenalty >= 0)) throw new ArgumentOutOfRangeException(nameof(LengthPenalty), LengthPenalty, $"Decoding.LengthPenalty must be 0 or positive; got {LengthPenalty}.");
@@ -240,13 +247,33 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
             return d.BeamWidth > 1 || d.AlwaysBeam ? Beam(x, d) : Greedy(x, d);
         }
 
-        /// <summary>Step <paramref name="t"/> with the end token barred before <see cref="Decoding.MinLength"/>.</summary>
-        private (Tensor Scores, DecoderState Next) StepAt(int t, Tensor tokens, Source source, DecoderState state)
+        /// <summary>
+        /// Step <paramref name="t"/> after the classes generated so far, <paramref name="history"/> [N, t]: the end token is
+        /// barred before <see cref="Decoding.MinLength"/>, and a token that would repeat an n-gram of
+        /// <see cref="Decoding.NoRepeatNgramSize"/> is barred too.
+        /// </summary>
+        private (Tensor Scores, DecoderState Next) StepAt(int t, Tensor tokens, Source source, DecoderState state, Tensor history)
         {
             var (scores, next) = Step(tokens, source, state);
             if (t < _spec.Decoding.MinLength)
                 scores = scores.index_fill(1, tensor((long)_spec.EndClass, device: scores.device), float.NegativeInfinity);
-            return (scores, next);
+            int n = _spec.Decoding.NoRepeatNgramSize;
+            if (n < 1 || t < n - 1 || t == 0) return (scores, next);
+            var h = history.cpu().data<long>().ToArray();
+            var (rows, banned) = (new List<long>(), new List<long>());
+            for (int r = 0; r < scores.shape[0]; r++)
+            {
+                int o = r * t;
+                for (int j = 0; j + n - 1 < t; j++)
+                {
+                    int k = 0;
+                    while (k < n - 1 && h[o + j + k] == h[o + t - n + 1 + k]) k++;
+                    if (k == n - 1 && h[o + j + n - 1] != _spec.EndClass) { rows.Add(r); banned.Add(h[o + j + n - 1]); }
+                }
+            }
+            if (rows.Count == 0) return (scores, next);
+            using var minus = float.NegativeInfinity.ToScalar();
+            return (scores.clone().index_put_(minus, [tensor(rows.ToArray(), device: scores.device), tensor(banned.ToArray(), device: scores.device)]), next);
         }
 
         /// <summary>
@@ -261,11 +288,13 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
             var done = zeros(b, ScalarType.Bool, device: x.device);
             var end = full(b, _spec.EndClass, ScalarType.Int64, device: x.device);
             var steps = new List<Tensor>();
+            var history = zeros(b, 0, ScalarType.Int64, device: x.device);
             for (int t = 0; t < _steps; t++)
             {
-                var (scores, next) = StepAt(t, tokens, source, state);
+                var (scores, next) = StepAt(t, tokens, source, state, history);
                 state = next;
                 var chosen = d.Temperature > 0 ? Sample(scores, d) : scores.argmax(1);
+                history = cat([history, chosen.unsqueeze(1)], 1);
                 var stepScores = d.Temperature > 0 ? OneHot(chosen) : scores;
                 steps.Add(torch.where(done.unsqueeze(1), OneHot(end), stepScores));
                 done = done.logical_or(chosen.eq(_spec.EndClass));
@@ -326,15 +355,18 @@ public sealed class SequenceGeneratorSpec : NetworkSpec
             var parents = new List<Tensor>();
             var offsets = arange(b, device: x.device).mul(w).unsqueeze(1);                            // [B, 1]
             using var endOnly = full(_classes, float.NegativeInfinity, device: x.device).index_fill_(0, tensor((long)_spec.EndClass, device: x.device), 0f);
+            var history = zeros(n, 0, ScalarType.Int64, device: x.device);
             for (int t = 0; t < _steps; t++)
             {
-                var (scores, next) = StepAt(t, tokens, source, state);
+                var (scores, next) = StepAt(t, tokens, source, state, history);
                 var logp = scores.log_softmax(1).view(b, w, _classes);
                 logp = torch.where(done.unsqueeze(2), endOnly.view(1, 1, _classes).expand(b, w, _classes), logp);   // finished beams carry over
                 var (best, index) = score.unsqueeze(2).add(logp).view(b, -1).topk(w, 1);
                 var parent = index.div(_classes, rounding_mode: RoundingMode.floor);
                 var cls = index.remainder(_classes);
-                state = next.Select(parent.add(offsets).view(-1));
+                var rows = parent.add(offsets).view(-1);
+                state = next.Select(rows);
+                history = cat([history.index_select(0, rows), cls.view(-1, 1)], 1);
                 var wasDone = done.gather(1, parent);
                 lengths = lengths.gather(1, parent).add(wasDone.logical_not().to_type(ScalarType.Float32));
                 done = wasDone.logical_or(cls.eq(_spec.EndClass));

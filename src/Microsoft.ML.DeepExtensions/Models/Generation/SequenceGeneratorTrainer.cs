@@ -143,6 +143,7 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
             Heads = o.Heads,
             Dropout = o.Dropout,
             SourceColumnName = o.FeatureColumnName,
+            Decoding = new Decoding { NoRepeatNgramSize = 0 },   // validation during training: plain greedy
         };
     }
 
@@ -164,6 +165,6 @@ public sealed class SequenceGeneratorTrainer : DeepTrainerBase<SequenceGenerator
         return table;
     }
 
-    /// <summary>Validation during training decodes greedily; the fitted model decodes as <see cref="Options.Decoding"/> says.</summary>
+    /// <summary>Validation during training decodes plainly greedily; the fitted model decodes as <see cref="Options.Decoding"/> says.</summary>
     protected override void Trained(NetworkSpec spec) => ((SequenceGeneratorSpec)spec).Decoding = TrainerOptions.Decoding.Copy();
 }
