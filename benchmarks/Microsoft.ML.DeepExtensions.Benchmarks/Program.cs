@@ -37,7 +37,8 @@ public static class Program
           --output FILE       markdown report (default benchmarks/results/onnx.md; '-' for none)
 
         Options (generation):
-          --part P            summaries, sms or all (default all); --epochs N (default 10)
+          --part P            summaries, sms or all (default all); --epochs N (default 6)
+          --transformer       also the transformer architecture on the summaries
           --messages N        SMS messages generated, half per class (default 1,000); --limit N rows of each data set
           --threads N, --shared-data DIR (default ../shared/data)
           --output FILE       markdown report (default benchmarks/results/generation.md; '-' for none)
