@@ -85,15 +85,15 @@ public static class DeepCandidates
         Inputs = CandidateInputs.Image,
         MaxEpochs = 8,
         SearchSpace = new SearchSpace()
-            .Add("PatchSize", 4, 7, 2)
-            .Add("Layers", 4, 2, 6)
-            .Add("LearningRate", 1e-3, 2e-3),
+            .Add("PatchSize", 4, 2, 7)
+            .Add("Layers", 2, 4, 6)
+            .Add("LearningRate", 2e-3, 1e-3),
         Build = (c, s) => c.Context.Deep().Vit(s.Configure(c, new VitTrainer.Options
         {
             ImageShape = c.ImageShape,
             PatchSize = TilingPatch(s.Parameters.Get("PatchSize", 4), c.ImageShape!),
-            Layers = s.Parameters.Get("Layers", 4),
-            LearningRate = s.Parameters.Get("LearningRate", 1e-3),
+            Layers = s.Parameters.Get("Layers", 2),
+            LearningRate = s.Parameters.Get("LearningRate", 2e-3),
         })),
     };
 
