@@ -29,7 +29,7 @@ internal sealed class VisionBenchmark(VisionBenchmark.Settings settings)
             {
                 switch (a)
                 {
-                    case "--models": s.Models = Next() ?? throw new ArgumentException("Option --models needs a list of cnn, cnn-preset, vit."); break;
+                    case "--models": s.Models = Next() ?? throw new ArgumentException("Option --models needs a list of cnn, cnn-preset, vit, vit-stem."); break;
                     case "--cnn-epochs": s.CnnEpochs = Program.PositiveInt(a, Next()); break;
                     case "--preset-epochs": s.PresetEpochs = Program.PositiveInt(a, Next()); break;
                     case "--vit-epochs": s.VitEpochs = Program.PositiveInt(a, Next()); break;
@@ -41,8 +41,8 @@ internal sealed class VisionBenchmark(VisionBenchmark.Settings settings)
                 }
                 return true;
             });
-            var unknown = s.Models.Split(',').Except(["cnn", "cnn-preset", "vit"]).ToList();
-            if (unknown.Count > 0) throw new ArgumentException($"Option --models: unknown model(s) {string.Join(", ", unknown)}; use cnn, cnn-preset, vit.");
+            var unknown = s.Models.Split(',').Except(["cnn", "cnn-preset", "vit", "vit-stem"]).ToList();
+            if (unknown.Count > 0) throw new ArgumentException($"Option --models: unknown model(s) {string.Join(", ", unknown)}; use cnn, cnn-preset, vit, vit-stem.");
             return s;
         }
     }
@@ -62,12 +62,13 @@ internal sealed class VisionBenchmark(VisionBenchmark.Settings settings)
             .AppendLine("| Model | Micro-accuracy | Macro-accuracy | Train s | s / epoch |").AppendLine("|---|---|---|---|---|");
         var shape = new ImageShape(1, 28, 28);
         var models = settings.Models.Split(',');
-        if (models.Contains("vit"))
+        foreach (bool stem in new[] { false, true }.Where(s => models.Contains(s ? "vit-stem" : "vit")))
         {
             // Clothes mirror well: flips on top of the default shifts, as the CNN preset has them.
-            var vit = new VitTrainer.Options { ImageShape = shape, Seed = 1, Augmentation = new() { MaxShift = 2, HorizontalFlip = true } };
+            var vit = new VitTrainer.Options { ImageShape = shape, Seed = 1, Augmentation = new() { MaxShift = 2, HorizontalFlip = true }, ConvolutionalStem = stem };
             vit.Epochs = settings.VitEpochs;
-            table.Row(ml, $"ViT default ({vit.PatchSize}×{vit.PatchSize} patches, {vit.Layers} layers, d {vit.Dimension}, {vit.Epochs} epochs, shifts + flips)", train, test, ml.Deep().Vit(vit));
+            string kind = stem ? "ViT, convolutional stem" : "ViT default";
+            table.Row(ml, $"{kind} ({vit.PatchSize}×{vit.PatchSize} patches, {vit.Layers} layers, d {vit.Dimension}, {vit.Epochs} epochs, shifts + flips)", train, test, ml.Deep().Vit(vit));
         }
         if (models.Contains("cnn-preset"))
         {

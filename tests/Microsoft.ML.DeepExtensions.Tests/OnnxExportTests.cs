@@ -134,13 +134,15 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(SequencePooling.Mean)]
-    [InlineData(SequencePooling.Cls)]
-    public void VitMatchesOnnxRuntime(SequencePooling pooling)
+    [InlineData(SequencePooling.Mean, 7, false)]
+    [InlineData(SequencePooling.Cls, 7, false)]
+    [InlineData(SequencePooling.Mean, 4, true)]   // two stride-2 convolutions before 1×1 patches
+    [InlineData(SequencePooling.Cls, 7, true)]    // an odd side: one stride-1 convolution before 7×7 patches
+    public void VitMatchesOnnxRuntime(SequencePooling pooling, int patch, bool stem)
     {
         var ml = new MLContext(seed: 1);
         var split = ml.Data.TrainTestSplit(FashionMnist.Load(ml, FashionMnist.FindDirectory("t10k"), "t10k", limit: 600), 0.25, seed: 1);
-        var options = new VitTrainer.Options { PatchSize = 7, Dimension = 16, Heads = 2, Layers = 2, FeedForwardSize = 32, Pooling = pooling, Epochs = 1, Seed = 1, NumberOfThreads = 1 };
+        var options = new VitTrainer.Options { PatchSize = patch, ConvolutionalStem = stem, Dimension = 16, Heads = 2, Layers = 2, FeedForwardSize = 32, Pooling = pooling, Epochs = 1, Seed = 1, NumberOfThreads = 1 };
         using var vit = ml.Deep().Vit(options).Fit(split.TrainSet);
         CompareWithOnnxRuntime(ml, vit, split.TestSet);
     }

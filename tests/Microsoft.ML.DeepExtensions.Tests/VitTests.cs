@@ -41,6 +41,30 @@ public class VitTests
     }
 
     [Fact]
+    public void ConvolutionalStemHalvesTheImageOncePerFactorTwoOfThePatch()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = new VitTrainer.Options { PatchSize = 4, ConvolutionalStem = true, Dimension = 32, Heads = 2, Layers = 1, FeedForwardSize = 32 };
+        var summary = ml.Deep().Vit(options).Spec(784, 10).Summary();
+        _out.WriteLine(summary.ToString());
+        var stem = summary.Layers.Where(l => l.Name.StartsWith("stem conv")).ToList();
+        Assert.Equal([new long[] { 16, 14, 14 }, new long[] { 32, 7, 7 }], stem.Select(l => l.OutputShape));
+        Assert.Equal(1 * 9 * 16 + 2 * 16, stem[0].Parameters);
+        Assert.Equal(new long[] { 49, 32 }, summary.Layers.Single(l => l.Name.StartsWith("patches (7×7 of 4×4")).OutputShape);   // 1×1 patches of 32 channels
+        Assert.Equal((32 + 1) * 32, summary.Layers.Single(l => l.Name.StartsWith("patch embedding")).Parameters);
+
+        var data = ml.Data.TakeRows(Fashion(ml, 300, 10).Train, 300);
+        options.Epochs = 1;
+        options.ValidationFraction = 0;
+        using var model = ml.Deep().Vit(options).Fit(data);
+        Assert.Equal(model.Network.Body.parameters().Sum(p => p.numel()), model.Summary().TotalParameters);
+        Assert.Equal(49, model.AttentionWeights(data, layer: 0, maxRows: 1)[0].Tokens.Length);
+
+        options.PatchSize = 7;   // odd: one stride-1 convolution of d/2 channels
+        Assert.Equal(new long[] { 16, 28, 28 }, ml.Deep().Vit(options).Spec(784, 10).Summary().Layers.Single(l => l.Name.StartsWith("stem conv")).OutputShape);
+    }
+
+    [Fact]
     public void LearnsFashionMnistSubset()
     {
         // CI-sized: 6,000 training and 2,000 test images, 4 epochs of a 2-layer ViT on 7×7 patches (375 steps). Without a
@@ -57,6 +81,25 @@ public class VitTests
         _out.WriteLine($"Fashion-MNIST subset ViT: micro {m.MicroAccuracy:F4}, macro {m.MacroAccuracy:F4}; " +
                        $"epoch seconds {string.Join(", ", model.History.Epochs.Select(e => e.Seconds.ToString("F1")))}");
         Assert.True(Fixtures.Quality("VitTests.LearnsFashionMnistSubset: m.MicroAccuracy", m.MicroAccuracy) >= 0.60, $"accuracy {m.MicroAccuracy:F4}");
+    }
+
+    [Fact]
+    public void ConvolutionalStemLearnsFashionMnistSubset()
+    {
+        // The same 6,000 / 2,000 images as above, 2 epochs, 4×4 patches cut from a two-convolution stem: 0.615 measured
+        // (0.603 and 0.695 at seed shifts 1000 and 2000)
+        // (the plain ViT on 4×4 patches: 0.485 after 3 epochs on 6,000 images, the stem 0.637; benchmarks/ vision).
+        var ml = new MLContext(seed: 1);
+        var (train, test) = Fashion(ml, 6000, 2000);
+        var options = new VitTrainer.Options
+        {
+            PatchSize = 4, ConvolutionalStem = true, Dimension = 64, Layers = 2, Epochs = 2, BatchSize = 64, LearningRate = 2e-3, Seed = Fixtures.Seed(1), ValidationFraction = 0,
+        };
+        using var model = ml.Deep().Vit(options).Fit(train);
+        var m = ml.MulticlassClassification.Evaluate(model.Transform(test));
+        _out.WriteLine($"Fashion-MNIST subset ViT with a convolutional stem: micro {m.MicroAccuracy:F4}; " +
+                       $"epoch seconds {string.Join(", ", model.History.Epochs.Select(e => e.Seconds.ToString("F1")))}");
+        Assert.True(Fixtures.Quality("VitTests.ConvolutionalStemLearnsFashionMnistSubset: m.MicroAccuracy", m.MicroAccuracy) >= 0.5, $"accuracy {m.MicroAccuracy:F4}");
     }
 
     [Fact]

@@ -20,9 +20,9 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
         /// <summary>
         /// A deeper preset for image sets that have the data (tens of thousands of images): two VGG-style stages of two
         /// 3×3 convolutions each (32 then 64 filters, batch norm, max pooling, dropout 0.25), a 256-unit dense layer with
-        /// dropout 0.5, random shifts of up to 2 pixels and horizontal flips, and 15 epochs with one warm-up epoch then
-        /// cosine decay. About 5× the default's computation per image; on the full Fashion-MNIST it trades that for a
-        /// higher accuracy (see the README's figures). Change any option on the returned object as usual.
+        /// dropout 0.5, random shifts of up to 2 pixels and horizontal flips, and 30 epochs with one warm-up epoch then
+        /// cosine decay. Its epochs take about 1.2× the default's; on the full Fashion-MNIST it reaches 93.7 % test
+        /// accuracy against the default's 91.2 % in 5 epochs (see the README's figures). Change any option on the returned object as usual.
         /// </summary>
         public static Options HighAccuracy()
         {
@@ -33,7 +33,7 @@ public sealed class CnnTrainer : DeepTrainerBase<CnnTrainer.Options>
             };
             return new Options
             {
-                Epochs = 15,
+                Epochs = 30,
                 ConvBlocks = [Conv(32, false), Conv(32, true), Conv(64, false), Conv(64, true)],
                 DenseLayers = [256],
                 DenseDropout = 0.5,

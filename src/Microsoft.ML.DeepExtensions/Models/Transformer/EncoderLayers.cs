@@ -183,8 +183,11 @@ internal static class EncoderSummary
     public static IEnumerable<LayerInfo> Layers(int d, int layers, int heads, int feedForward, LayerNormPosition norm, long tokens)
     {
         long attention = 4L * d * d + 4L * d, ff = 2L * d * feedForward + feedForward + d, norms = 4L * d;
+        // Kept for the backward pass: scores and softmax per head (tokens²), queries/keys/values and the attended values, the
+        // feed-forward hidden layer, the two norms' inputs.
+        long internalValues = 2L * heads * tokens * tokens + tokens * (6L * d + feedForward);
         for (int i = 0; i < layers; i++)
-            yield return new LayerInfo($"encoder{i + 1} ({heads} heads, ff {feedForward}, {norm}-norm)", [tokens, d], attention + ff + norms);
+            yield return new LayerInfo($"encoder{i + 1} ({heads} heads, ff {feedForward}, {norm}-norm)", [tokens, d], attention + ff + norms) { InternalActivations = internalValues };
         if (norm == LayerNormPosition.Pre) yield return new LayerInfo("final LayerNorm", [tokens, d], 2L * d);
     }
 }

@@ -40,6 +40,34 @@ public sealed class VitSpec : NetworkSpec
     public SequencePooling Pooling { get; set; } = SequencePooling.Mean;
     /// <summary>Training-time augmentation (random shifts, horizontal flips); null for none.</summary>
     public Augmentation? Augmentation { get; set; }
+    /// <summary>
+    /// Patches are cut from a small convolutional stem's feature map instead of the pixels (see
+    /// <see cref="VitTrainer.Options.ConvolutionalStem"/>).
+    /// </summary>
+    public bool ConvolutionalStem { get; set; }
+
+    /// <summary>
+    /// The stem's 3×3 convolutions as (output channels, stride): one stride-2 convolution per factor 2 of the patch side,
+    /// widening to d, or a single stride-1 convolution of d/2 channels when the side is odd. Empty without a stem.
+    /// </summary>
+    public (int Channels, int Stride)[] Stem()
+    {
+        if (!ConvolutionalStem) return [];
+        int halvings = System.Numerics.BitOperations.TrailingZeroCount(PatchSize);
+        if (halvings == 0) return [(Math.Max(8, Dimension / 2), 1)];
+        return Enumerable.Range(0, halvings).Select(i => (Math.Max(8, Dimension >> (halvings - 1 - i)), 2)).ToArray();
+    }
+
+    /// <summary>Channels and side of the patches the patch embedding sees (the stem's output, or the pixels).</summary>
+    private (int Channels, int Side) PatchInput
+    {
+        get
+        {
+            var stem = Stem();
+            int stride = stem.Aggregate(1, (s, c) => s * c.Stride);
+            return stem.Length == 0 ? (Channels, PatchSize) : (stem[^1].Channels, PatchSize / stride);
+        }
+    }
 
     /// <inheritdoc />
     public override string Family => "ViT";
@@ -94,8 +122,16 @@ public sealed class VitSpec : NetworkSpec
     {
         int d = Dimension, p = PatchSize, n = Patches, t = Tokens;
         yield return new LayerInfo("input (image)", [Channels, Height, Width], 0);
-        yield return new LayerInfo($"patches ({Grid.Rows}×{Grid.Columns} of {p}×{p})", [n, (long)Channels * p * p], 0);
-        yield return new LayerInfo("patch embedding (Linear)", [n, d], ((long)Channels * p * p + 1) * d);
+        int c = Channels, h = Height, w = Width;
+        foreach (var (channels, stride) in Stem())
+        {
+            (h, w) = (h / stride, w / stride);
+            yield return new LayerInfo($"stem conv 3×3 stride {stride} + batch norm + ReLU", [channels, h, w], (long)c * 9 * channels + 2L * channels);
+            c = channels;
+        }
+        var (pc, ps) = PatchInput;
+        yield return new LayerInfo($"patches ({Grid.Rows}×{Grid.Columns} of {p}×{p})", [n, (long)pc * ps * ps], 0);
+        yield return new LayerInfo("patch embedding (Linear)", [n, d], ((long)pc * ps * ps + 1) * d);
         if (Pooling == SequencePooling.Cls) yield return new LayerInfo("[CLS] token", [t, d], d);
         yield return new LayerInfo("positions (learned)", [t, d], (long)t * d);
         foreach (var layer in EncoderSummary.Layers(d, EncoderLayers, Heads, FeedForwardSize, LayerNorm, t)) yield return layer;
@@ -108,6 +144,7 @@ public sealed class VitSpec : NetworkSpec
     {
         private readonly CnnSpec.ToImage image;
         private readonly CnnSpec.Augment? augment;
+        private readonly nn.Module<Tensor, Tensor>? stem;
         private readonly TorchSharp.Modules.Linear patch_embedding;
         private readonly TorchSharp.Modules.Parameter positions;
         private readonly TorchSharp.Modules.Parameter? cls;
@@ -118,10 +155,25 @@ public sealed class VitSpec : NetworkSpec
         public VitBody(VitSpec s) : base("VisionTransformer")
         {
             int d = s.Dimension;
-            (_c, _p, (_rows, _columns)) = (s.Channels, s.PatchSize, s.Grid);
+            ((_c, _p), (_rows, _columns)) = (s.PatchInput, s.Grid);
             image = new CnnSpec.ToImage(s.Channels, s.Height, s.Width, s.Interleaved);
             if (s.Augmentation is { } a && (a.MaxShift > 0 || a.HorizontalFlip)) augment = new CnnSpec.Augment(a.MaxShift, a.HorizontalFlip, s.Height, s.Width);
-            patch_embedding = nn.Linear((long)s.Channels * s.PatchSize * s.PatchSize, d);
+            var convolutions = s.Stem();
+            if (convolutions.Length > 0)
+            {
+                var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+                int c = s.Channels, n = 0;
+                foreach (var (channels, stride) in convolutions)
+                {
+                    n++;
+                    layers.Add(($"conv{n}", nn.Conv2d(c, channels, 3, stride: stride, padding: 1, bias: false)));
+                    layers.Add(($"batchnorm{n}", nn.BatchNorm2d(channels)));
+                    layers.Add(($"relu{n}", nn.ReLU()));
+                    c = channels;
+                }
+                stem = nn.Sequential(layers);
+            }
+            patch_embedding = nn.Linear((long)_c * _p * _p, d);
             positions = nn.Parameter(torch.randn(1, s.Tokens, d) * 0.02);
             if (s.Pooling == SequencePooling.Cls) cls = nn.Parameter(torch.randn(1, 1, d) * 0.02);
             encoder = new Encoder(d, s.EncoderLayers, s.Heads, s.FeedForwardSize, s.Dropout, s.AttentionDropout, s.LayerNorm);
@@ -133,6 +185,7 @@ public sealed class VitSpec : NetworkSpec
         {
             var img = image.forward(x);                                                       // [B, C, H, W]
             if (augment is not null) img = augment.forward(img);
+            if (stem is not null) img = stem.forward(img);                                    // [B, C', H / s, W / s]
             long b = img.shape[0];
             // [B, C, rows, P, columns, P] → [B, rows, columns, C, P, P] → one row of C·P·P pixels per patch.
             var patches = img.view(b, _c, _rows, _p, _columns, _p).permute(0, 2, 4, 1, 3, 5).reshape(b, (long)_rows * _columns, (long)_c * _p * _p);
@@ -146,6 +199,7 @@ public sealed class VitSpec : NetworkSpec
         public string ExportOnnx(Onnx.OnnxGraph g, string x, string path)
         {
             string img = image.ExportOnnx(g, x, $"{path}.image");
+            if (stem is not null) img = Onnx.OnnxModules.Export(g, stem, img, $"{path}.stem");
             string grid = g.Reshape(img, [0, _c, _rows, _p, _columns, _p], $"{path}.grid");
             string patches = g.Reshape(g.Transpose(grid, [0, 2, 4, 1, 3, 5], $"{path}.patch_order"), [0, (long)_rows * _columns, (long)_c * _p * _p], $"{path}.patches");
             string h = g.Linear(patches, patch_embedding.weight!, patch_embedding.bias, $"{path}.patch_embedding");
