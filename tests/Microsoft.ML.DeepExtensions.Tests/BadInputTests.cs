@@ -182,4 +182,33 @@ public class BadInputTests
         var weights = new MlpTrainer.Options { ClassWeights = [1, 2, 3] };
         Assert.Contains("ClassWeights", Assert.Throws<ArgumentException>(() => ml.Deep().Mlp(weights).Fit(data)).Message);
     }
+
+    [Fact]
+    public void ANetworkTooLargeForMemoryIsRefusedBeforeAnyAllocation()
+    {
+        // The GitHub-issues case of issue 17: thousands of one-hot slots became thousands of FT-Transformer tokens, and
+        // libtorch aborted the process asking for 34 GB. 6,000 features → 6,001 tokens: attention alone is ~4.6 GB per
+        // layer for a batch of 128, well above 80 % of any test machine's memory once three layers train.
+        var ml = new MLContext();
+        var wide = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 16).Select(i => new WideRow { Features = Enumerable.Range(0, 6000).Select(j => (float)((i + j) % 5)).ToArray(), Label = i % 2 == 0 }));
+        var options = new FtTransformerTrainer.Options { Epochs = 1, GroupOneHotSlots = false, MemoryLimitMegabytes = 16_000 };
+        long tensors = TorchSharp.torch.Tensor.TotalCount;
+        var ex = Assert.Throws<InsufficientMemoryException>(() => ml.Deep().FtTransformer(options).Fit(wide));
+        Assert.Equal(tensors, TorchSharp.torch.Tensor.TotalCount);   // refused before the network or the data became tensors
+        Assert.Contains("FtTransformerTrainer", ex.Message);
+        Assert.Contains("GB", ex.Message);
+        Assert.Contains("MemoryLimitMegabytes 16000", ex.Message);
+
+        // The same estimate lets a small network through and names its own limit when asked for less.
+        var small = ml.Data.LoadFromEnumerable(Rows(64));
+        ex = Assert.Throws<InsufficientMemoryException>(() => ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 1, HiddenLayers = [4096, 4096], MemoryLimitMegabytes = 64 }).Fit(small));
+        Assert.Contains("'dense1 (Linear", ex.Message);
+        using var fine = ml.Deep().Mlp(new MlpTrainer.Options { Epochs = 1, MemoryLimitMegabytes = 64 }).Fit(small);
+    }
+
+    private sealed class WideRow
+    {
+        [VectorType(6000)] public float[] Features { get; set; }
+        public bool Label { get; set; }
+    }
 }

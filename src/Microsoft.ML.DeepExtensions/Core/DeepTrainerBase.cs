@@ -138,6 +138,23 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         return TrainingLoop.WithThreads(TrainerOptions.NumberOfThreads, () => FitCore(trainData, validationData));
     }
 
+    /// <summary>Refuses a network whose training step would not fit <see cref="DeepTrainerOptions.MemoryLimitMegabytes"/>.</summary>
+    private void CheckMemory(NetworkSpec spec, TOptions o)
+    {
+        var summary = spec.Summary();
+        long need = summary.TrainingBytes(o.BatchSize);
+        long limit = o.MemoryLimitMegabytes is int mb ? mb * 1048576L : (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
+        if (need <= limit) return;
+        var largest = summary.Layers.MaxBy(l => l.OutputShape.Aggregate(1L, (a, b) => a * b) + l.InternalActivations)!;
+        throw new InsufficientMemoryException(
+            $"{Name}: one training step of this network needs about {Gb(need)} (batch {o.BatchSize}, {summary.TotalParameters:N0} parameters; largest layer " +
+            $"'{largest.Name}' with output ({string.Join(", ", largest.OutputShape)})), more than the {Gb(limit)} allowed " +
+            (o.MemoryLimitMegabytes is null ? "(80 % of this process's memory)" : $"(MemoryLimitMegabytes {o.MemoryLimitMegabytes})") +
+            ". Use fewer features or tokens, a smaller BatchSize or a narrower network.");
+
+        static string Gb(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):N1} GB" : $"{bytes / 1048576.0:N0} MB";
+    }
+
     private DeepTransformer FitCore(IDataView trainData, IDataView? validationData)
     {
         var o = TrainerOptions;
@@ -160,6 +177,7 @@ public abstract class DeepTrainerBase<TOptions> : IEstimator<DeepTransformer> wh
         var spec = CreateSpec(new SpecRequest(input, outputs, label.Task) { FeatureColumn = featureColumn, LabelColumn = trainData.Schema[o.Label] });
         spec.Input = input;
         spec.Validate();
+        CheckMemory(spec, o);
 
         var (seed, device) = o.SeedAndDevice(Context, _host);
         using var ch = _host.Start("Training");

@@ -96,12 +96,23 @@ public abstract class DeepTrainerOptions
     /// <summary>Training data up to this size (MB) is cached as tensors; larger data is streamed from the cursor each epoch.</summary>
     public int CacheBudgetMegabytes { get; set; } = 2048;
 
+    /// <summary>
+    /// The most memory (MB) one training step may take by the network's estimate (<see cref="Network.NetworkSummary.TrainingBytes"/>);
+    /// a larger network is refused with an <see cref="InsufficientMemoryException"/> before anything is allocated, instead
+    /// of libtorch aborting the process. Null (default): 80 % of the memory this process may use (the machine's, or the
+    /// container's limit).
+    /// </summary>
+    public int? MemoryLimitMegabytes { get; set; }
+
     /// <summary>Folder for checkpoints; null disables checkpointing.</summary>
     [JsonIgnore]
     public string? CheckpointDirectory { get; set; }
 
     /// <summary>Write a checkpoint every this many epochs (when <see cref="CheckpointDirectory"/> is set).</summary>
     public int CheckpointEveryEpochs { get; set; } = 1;
+
+    /// <summary>How many of the newest checkpoints this fit keeps (older ones it wrote are deleted); 0 (default) keeps all.</summary>
+    public int KeepCheckpoints { get; set; }
 
     /// <summary>A checkpoint file to resume from: training continues after the epoch it recorded.</summary>
     [JsonIgnore]
@@ -146,6 +157,8 @@ public abstract class DeepTrainerOptions
         Check(CheckpointEveryEpochs >= 1, nameof(CheckpointEveryEpochs), CheckpointEveryEpochs, "at least 1");
         Check(NumberOfThreads is null or >= 1, nameof(NumberOfThreads), NumberOfThreads, "at least 1 or null");
         Check(CacheBudgetMegabytes >= 0, nameof(CacheBudgetMegabytes), CacheBudgetMegabytes, "0 or more");
+        Check(KeepCheckpoints >= 0, nameof(KeepCheckpoints), KeepCheckpoints, "0 (keep all) or more");
+        Check(MemoryLimitMegabytes is null or >= 1, nameof(MemoryLimitMegabytes), MemoryLimitMegabytes, "at least 1, or null");
         if (LabelRequired && string.IsNullOrWhiteSpace(LabelColumnName)) throw new ArgumentException("LabelColumnName must name a column.", nameof(LabelColumnName));
         if (string.IsNullOrWhiteSpace(FeatureColumnName)) throw new ArgumentException("FeatureColumnName must name a column.", nameof(FeatureColumnName));
         if (Callbacks is null || Callbacks.Any(c => c is null)) throw new ArgumentException("Callbacks must be a list without null entries.", nameof(Callbacks));

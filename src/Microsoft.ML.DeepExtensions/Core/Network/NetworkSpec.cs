@@ -87,7 +87,14 @@ public abstract class NetworkSpec
 /// <param name="Name">Layer name and type.</param>
 /// <param name="OutputShape">Output shape without the batch dimension.</param>
 /// <param name="Parameters">Trainable parameters.</param>
-public sealed record LayerInfo(string Name, long[] OutputShape, long Parameters);
+public sealed record LayerInfo(string Name, long[] OutputShape, long Parameters)
+{
+    /// <summary>
+    /// Values per row the layer keeps for the backward pass besides its output (an attention layer's score maps, a
+    /// feed-forward block's hidden layer); 0 when the output is all. Used by <see cref="NetworkSummary.TrainingBytes"/>.
+    /// </summary>
+    public long InternalActivations { get; init; }
+}
 
 /// <summary>A Keras-like model summary.</summary>
 /// <param name="Family">Network family.</param>
@@ -96,6 +103,18 @@ public sealed record NetworkSummary(string Family, IReadOnlyList<LayerInfo> Laye
 {
     /// <summary>Total trainable parameters.</summary>
     public long TotalParameters => Layers.Sum(l => l.Parameters);
+
+    /// <summary>
+    /// A rough upper estimate of the memory one training step takes, in bytes (float32): the weights, their gradients
+    /// and two optimizer moments, plus each layer's activations (output and internal values) about three times over
+    /// (the value, its gradient and a temporary) for every row of <paramref name="batchSize"/>. What matters is the order
+    /// of magnitude: an attention over ten thousand tokens is caught before it asks libtorch for hundreds of gigabytes.
+    /// </summary>
+    public long TrainingBytes(int batchSize)
+    {
+        long activations = Layers.Sum(l => l.OutputShape.Aggregate(1L, (a, b) => a * b) + l.InternalActivations);
+        return 4 * (4 * TotalParameters + 3L * batchSize * activations);
+    }
 
     /// <inheritdoc />
     public override string ToString()

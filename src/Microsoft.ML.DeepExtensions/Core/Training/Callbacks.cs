@@ -182,9 +182,11 @@ public sealed class EarlyStoppingCallback(EarlyStoppingOptions options) : Traini
 /// Writes a checkpoint (weights, optimizer state, history) every <paramref name="everyEpochs"/> epochs into
 /// <paramref name="directory"/>, and at the last completed epoch when training is cancelled or stopped;
 /// <see cref="DeepTrainerOptions.ResumeFromCheckpoint"/> continues from one. <see cref="DeepTrainerOptions.CheckpointDirectory"/> adds one.
+/// With <paramref name="keep"/> above 0, only that many of the newest checkpoints it wrote stay on disk.
 /// </summary>
-public sealed class CheckpointCallback(string directory, int everyEpochs = 1) : TrainingCallback
+public sealed class CheckpointCallback(string directory, int everyEpochs = 1, int keep = 0) : TrainingCallback
 {
+    private readonly Queue<string> _written = new();
     private int _lastWritten;
 
     /// <summary>The folder checkpoints are written to.</summary>
@@ -213,6 +215,8 @@ public sealed class CheckpointCallback(string directory, int everyEpochs = 1) : 
     {
         LastPath = Checkpoint.Write(Directory, context);
         _lastWritten = context.Record!.Epoch;
+        _written.Enqueue(LastPath);
+        while (keep > 0 && _written.Count > keep) File.Delete(_written.Dequeue());
     }
 }
 

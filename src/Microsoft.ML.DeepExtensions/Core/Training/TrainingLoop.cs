@@ -50,7 +50,7 @@ internal sealed class TrainingLoop
         var owned = new List<TrainingCallback>();
         if (o.LearningRateSchedule is { } schedule) owned.Add(schedule);
         if (o.EarlyStopping is { } es) owned.Add(new EarlyStoppingCallback(es));
-        if (o.CheckpointDirectory is string dir) owned.Add(new CheckpointCallback(dir, o.CheckpointEveryEpochs));
+        if (o.CheckpointDirectory is string dir) owned.Add(new CheckpointCallback(dir, o.CheckpointEveryEpochs, o.KeepCheckpoints));
         var callbacks = owned.Concat(o.Callbacks).Append(new ProgressCallback(Channel, o.Verbose, o.Progress, EpochCompleted)).ToList();
         var context = new TrainingContext(TrainerName, Task, Module, Spec, Stepper, history, o.Epochs, o.LearningRate,
             Validation is not null && Evaluate is not null, MetricName, o.CancellationToken);
