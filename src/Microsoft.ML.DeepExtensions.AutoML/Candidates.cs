@@ -10,6 +10,8 @@ public enum CandidateKind
     Deep,
     /// <summary>A classic ML.NET trainer with fixed, sensible settings.</summary>
     Classic,
+    /// <summary>The weighted ensemble of the finished candidates (greedy ensemble selection on the validation split).</summary>
+    Ensemble,
 }
 
 /// <summary>What kind of feature column a candidate needs.</summary>
@@ -65,6 +67,9 @@ public sealed record CandidateContext
 
     /// <summary>Threads per trainer (null: the trainer's default).</summary>
     public int? NumberOfThreads { get; init; }
+
+    /// <summary>The most memory (MB) a deep trainer's step may take (null: the trainer's default).</summary>
+    public int? MemoryLimitMegabytes { get; init; }
 }
 
 /// <summary>One training run of a candidate: its hyper-parameters, epoch budget, cancellation and progress.</summary>
@@ -82,8 +87,18 @@ public sealed class CandidateSetup
     /// <summary>Receives each epoch of a deep run.</summary>
     public IProgress<EpochRecord>? Progress { get; init; }
 
+    /// <summary>Where a deep run writes its checkpoints (so a later rung continues it); null for none.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>A checkpoint the run continues from: <see cref="Epochs"/> is then the total, counting the epochs already run.</summary>
+    public string? ResumeFromCheckpoint { get; init; }
+
+    /// <summary>Early stopping for the run (the budget-driven last phase); null for none.</summary>
+    public EarlyStoppingOptions? EarlyStopping { get; init; }
+
     /// <summary>
-    /// Copies what every deep trainer shares — columns, task, epochs, seed, threads, cancellation, progress — into
+    /// Copies what every deep trainer shares — columns, task, epochs, seed, threads, memory limit, checkpoints, early
+    /// stopping, cancellation, progress — into
     /// <paramref name="options"/> and returns it.
     /// </summary>
     public T Configure<T>(CandidateContext context, T options) where T : DeepTrainerOptions
@@ -94,6 +109,11 @@ public sealed class CandidateSetup
         options.Epochs = Epochs;
         options.Seed = context.Seed;
         options.NumberOfThreads = context.NumberOfThreads;
+        options.MemoryLimitMegabytes = context.MemoryLimitMegabytes;
+        options.CheckpointDirectory = CheckpointDirectory;
+        options.KeepCheckpoints = CheckpointDirectory is null ? 0 : 1;
+        options.ResumeFromCheckpoint = ResumeFromCheckpoint;
+        if (EarlyStopping is not null) options.EarlyStopping = EarlyStopping;
         options.CancellationToken = CancellationToken;
         options.Progress = Progress;
         return options;

@@ -66,6 +66,19 @@ public sealed class ComparisonOptions
     /// <summary>Threads per trainer (null: each trainer's default). 1 makes timings comparable and avoids spinning threads on a busy machine.</summary>
     public int? NumberOfThreads { get; set; }
 
+    /// <summary>
+    /// Add a weighted ensemble of the finished candidates as its own leaderboard row (Caruana et al. 2004's greedy
+    /// selection on the validation split, metrics cross-fitted; it may become the best model). Default true.
+    /// </summary>
+    public bool Ensemble { get; set; } = true;
+
+    /// <summary>
+    /// The most memory (MB) a deep candidate's training step may take by its network's estimate; a larger configuration
+    /// fails that candidate with the reason, before it allocates (see <see cref="DeepTrainerOptions.MemoryLimitMegabytes"/>),
+    /// and the run goes on. Null: each trainer's default, 80 % of the process's memory.
+    /// </summary>
+    public int? CandidateMemoryLimitMegabytes { get; set; }
+
     /// <summary>Single-row predictions timed for the p50/p95 latency (at most 3 s of them, at least 20). Default 200.</summary>
     public int LatencySamples { get; set; } = 200;
 
@@ -83,6 +96,7 @@ public sealed class ComparisonOptions
         if (Trials < 1) throw new ArgumentException($"Trials must be at least 1; got {Trials}.", nameof(Trials));
         if (HalvingFactor < 2) throw new ArgumentException($"HalvingFactor must be at least 2; got {HalvingFactor}.", nameof(HalvingFactor));
         if (MaxEpochs is < 1) throw new ArgumentException($"MaxEpochs must be at least 1; got {MaxEpochs}.", nameof(MaxEpochs));
+        if (Candidates is { Count: 0 }) throw new ArgumentException("Candidates is empty: name at least one, or leave it null for every candidate that applies.", nameof(Candidates));
         if (Folds < 1) throw new ArgumentException($"Folds must be at least 1; got {Folds}.", nameof(Folds));
         if (!(ValidationFraction > 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in (0, 1); got {ValidationFraction}.", nameof(ValidationFraction));
         if (LatencySamples < 1) throw new ArgumentException($"LatencySamples must be at least 1; got {LatencySamples}.", nameof(LatencySamples));

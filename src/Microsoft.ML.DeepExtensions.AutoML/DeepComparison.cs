@@ -59,7 +59,7 @@ public sealed class DeepComparison
         }).ToList();
         var context = Describe(folds[0].Train.Schema);
 
-        // 2. The candidates: classic ones first (fast; the time they leave goes to the deep ones).
+        // 2. The candidates: classic ones first (fast; the time they leave goes to the deep ones), cheap deep ones next.
         var registry = o.Registry ?? CandidateRegistry.Default;
         var entries = new List<LeaderboardEntry>();
         var planned = new List<CandidateFactory>();
@@ -79,7 +79,10 @@ public sealed class DeepComparison
             }
         }
         else planned.AddRange(registry.Candidates.Where(f => f.AppliesTo(context)));
-        planned = planned.OrderBy(f => f.Kind == CandidateKind.Deep ? 1 : 0).ToList();
+        // Classic first, then the deep ones in registry order (the built-in families from the cheapest per epoch), so the
+        // time a candidate leaves when it converges goes to the ones after it.
+        var order = registry.Candidates.ToList();
+        planned = planned.OrderBy(f => f.Kind == CandidateKind.Deep ? 1 : 0).ThenBy(f => f.Kind == CandidateKind.Deep ? order.IndexOf(f) : 0).ToList();
 
         // 3. Each candidate within its share of the time left.
         var finished = new List<LeaderboardEntry>();
@@ -87,7 +90,8 @@ public sealed class DeepComparison
         {
             var f = planned[i];
             var entry = new LeaderboardEntry { Name = f.Name, Kind = f.Kind };
-            var left = o.TimeBudget - clock.Elapsed;
+            // The weighted ensemble, built at the end, keeps 5 % of the budget for its selection and measurements.
+            var left = o.TimeBudget * (o.Ensemble ? 0.95 : 1) - clock.Elapsed;
             if (o.CancellationToken.IsCancellationRequested)
                 (entry.Status, entry.Error) = (CandidateStatus.Skipped, "the run was cancelled before it started");
             else if (left <= TimeSpan.Zero)
@@ -126,7 +130,30 @@ public sealed class DeepComparison
             finished.Add(entry);
         }
 
-        // 4. Rank.
+        // 4. The weighted ensemble of what finished (fold 1's models, on fold 1's validation rows).
+        var completed = finished.Where(e => e.Status == CandidateStatus.Completed).ToList();
+        if (o.Ensemble && completed.Count >= 2 && !o.CancellationToken.IsCancellationRequested)
+        {
+            Report(AutoML.Ensemble.Name, planned.Count, planned.Count + 1, "started", $"{AutoML.Ensemble.Name}: selecting over {completed.Count} candidates", clock, null);
+            var watch = Stopwatch.StartNew();
+            try
+            {
+                if (AutoML.Ensemble.Build(_ml, completed, folds[0].Valid, folds[0].Train.Schema, context.Task, context.LabelColumnName) is { } built)
+                {
+                    Measurements.Measure(_ml, built.Model, folds[0].Train.Schema, folds[0].Valid, context, o.LatencySamples, built.Entry);
+                    built.Entry.Status = CandidateStatus.Completed;
+                    built.Entry.TotalSeconds += watch.Elapsed.TotalSeconds;   // its members' totals, and its own measurements
+                    finished.Add(built.Entry);
+                    Report(AutoML.Ensemble.Name, planned.Count, planned.Count + 1, "Completed", $"{AutoML.Ensemble.Name}: {built.Entry.Parameters}", clock, null);
+                }
+            }
+            catch (Exception e)
+            {
+                finished.Add(new LeaderboardEntry { Name = AutoML.Ensemble.Name, Kind = CandidateKind.Ensemble, Status = CandidateStatus.Failed, Error = Describe(e) });
+            }
+        }
+
+        // 5. Rank.
         string rankBy = o.RankBy ?? Metrics.Default(context.Task);
         if (!Metrics.For(context.Task).Contains(rankBy))
             throw new ArgumentException($"RankBy '{rankBy}' is not a {context.Task} metric; use one of {string.Join(", ", Metrics.For(context.Task))}.", nameof(o.RankBy));
@@ -141,6 +168,9 @@ public sealed class DeepComparison
         var best = ranked.FirstOrDefault();
         ITransformer? bestModel = best?.Model is null ? null
             : folds[0].Featurizer is { } fz ? new TransformerChain<ITransformer>(fz, best.Model) : best.Model;
+        var (perClass, confusion) = best?.Model is { } winner && context.Task != DeepTask.Regression
+            ? Confusion(winner, folds[0].Valid, context)
+            : ([], null);
         return new ComparisonResult
         {
             Task = context.Task,
@@ -153,7 +183,58 @@ public sealed class DeepComparison
             TimeBudget = o.TimeBudget,
             Elapsed = clock.Elapsed,
             Cancelled = o.CancellationToken.IsCancellationRequested,
+            Ending = Ending(finished, clock.Elapsed),
+            BestPerClass = perClass,
+            BestConfusion = confusion,
         };
+    }
+
+    // The best model's confusion matrix (ML.NET's evaluator) and per-class precision and recall, with the classes' names.
+    // (None when the evaluator cannot read the model's output: the leaderboard is kept either way.)
+    private (IReadOnlyList<ClassMetrics>, long[][]?) Confusion(ITransformer model, IDataView valid, CandidateContext c)
+    {
+        try
+        {
+            return ConfusionCore(model.Transform(valid), c);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return ([], null);
+        }
+    }
+
+    private (IReadOnlyList<ClassMetrics>, long[][]?) ConfusionCore(IDataView scored, CandidateContext c)
+    {
+        var matrix = c.Task == DeepTask.BinaryClassification
+            ? (scored.Schema.GetColumnOrNull("Probability") is null ? _ml.BinaryClassification.EvaluateNonCalibrated(scored, c.LabelColumnName).ConfusionMatrix
+                : _ml.BinaryClassification.Evaluate(scored, c.LabelColumnName).ConfusionMatrix)
+            : _ml.MulticlassClassification.Evaluate(scored, c.LabelColumnName).ConfusionMatrix;
+        var counts = matrix.Counts.Select(row => row.Select(x => (long)x).ToArray()).ToArray();
+        string[] names = c.Task == DeepTask.BinaryClassification ? ["true", "false"] : KeyNames(scored.Schema[c.LabelColumnName], counts.Length);
+        var perClass = Enumerable.Range(0, counts.Length).Select(i => new ClassMetrics(names[i], counts[i].Sum(), matrix.PerClassPrecision[i], matrix.PerClassRecall[i])).ToList();
+        return (perClass, counts);
+    }
+
+    private static string[] KeyNames(DataViewSchema.Column label, int count)
+    {
+        var values = default(VBuffer<ReadOnlyMemory<char>>);
+        if (label.HasKeyValues()) label.GetKeyValues(ref values);
+        var names = values.DenseValues().Select(v => v.ToString()).ToArray();
+        return names.Length == count ? names : Enumerable.Range(1, count).Select(i => $"class {i}").ToArray();
+    }
+
+    // Which of the three ways the run ended, in words, for the report.
+    private string Ending(List<LeaderboardEntry> finished, TimeSpan elapsed)
+    {
+        if (Options.CancellationToken.IsCancellationRequested) return "cancelled";
+        double share = elapsed / Options.TimeBudget;
+        var deep = finished.Where(e => e.Kind == CandidateKind.Deep && e.Status == CandidateStatus.Completed && e.History is not null).ToList();
+        var stopped = deep.Where(e => e.History!.StopReason == StopReason.Cancelled).Select(e => e.Name).ToList();
+        var converged = deep.Where(e => e.History!.StopReason is StopReason.EarlyStopped or StopReason.Converged).Select(e => e.Name).ToList();
+        string detail = (converged.Count > 0 ? $"converged (early stopping): {string.Join(", ", converged)}" : "")
+            + (converged.Count > 0 && stopped.Count > 0 ? "; " : "")
+            + (stopped.Count > 0 ? $"stopped by their time: {string.Join(", ", stopped)}" : "");
+        return (share >= 0.9 ? $"budget spent ({share:P0})" : $"finished at {share:P0} of the budget") + (detail.Length > 0 ? $"; {detail}" : "");
     }
 
     private sealed record Fold(ITransformer? Featurizer, IDataView Train, IDataView Valid);
@@ -203,6 +284,7 @@ public sealed class DeepComparison
             TextColumnName = o.TextColumnName,
             Seed = o.Seed,
             NumberOfThreads = o.NumberOfThreads,
+            MemoryLimitMegabytes = o.CandidateMemoryLimitMegabytes,
         };
     }
 
@@ -256,8 +338,10 @@ public sealed class DeepComparison
         Measurements.Measure(_ml, model, folds[0].Train.Schema, folds[0].Valid, c, Options.LatencySamples, entry);
     }
 
-    // Random search with successive halving: every configuration trains a few epochs; the best 1/η go on with η× the
-    // epochs, up to the family's full length. Trials are ranked by the trainer's own held-out metric.
+    // Random search with successive halving, warm-started: every configuration trains a few epochs; the best 1/η go on
+    // from their checkpoints to η× the epochs, up to the family's full length. Trials are ranked by the trainer's own
+    // held-out metric. Then, unless MaxEpochs caps the run, the winner trains on with early stopping until it converges
+    // or the candidate's time ends: the budget buys epochs.
     private (ITransformer, CandidateSetup, double) Search(CandidateFactory f, CandidateContext c, IDataView train, CancellationToken token,
         IProgress<EpochRecord> epochs, LeaderboardEntry entry, Reporter report, TimeSpan budget)
     {
@@ -268,45 +352,102 @@ public sealed class DeepComparison
             ? space.Configurations(o.Trials, new Random(o.Seed)).ToList()
             : [new HyperParameters()];
         int rungs = configs.Count == 1 ? 1 : (int)Math.Ceiling(Math.Log(configs.Count) / Math.Log(eta) - 1e-9) + 1;
-        (ITransformer Model, CandidateSetup Setup, double Score, int Rung, double Seconds)? best = null;
-        var alive = configs;
-        for (int rung = 0; rung < rungs && alive.Count > 0; rung++)
+        string root = Path.Combine(Path.GetTempPath(), $"deepext-compare-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var trials = configs.Select((p, i) => new Trial(p, Path.Combine(root, $"trial{i + 1}"))).ToList();
+        Trial? best = null;
+        try
         {
-            int e = Math.Max(1, (int)Math.Round(maxEpochs / Math.Pow(eta, rungs - 1 - rung)));
-            var scored = new List<(HyperParameters P, double Score)>();
-            foreach (var p in alive)
+            var alive = trials;
+            for (int rung = 0; rung < rungs && alive.Count > 0; rung++)
             {
+                int e = Math.Max(1, (int)Math.Round(maxEpochs / Math.Pow(eta, rungs - 1 - rung)));
+                var scored = new List<Trial>();
+                foreach (var t in alive)
+                {
+                    if (token.IsCancellationRequested) break;
+                    report("trial", $"{f.Name}: rung {rung + 1}/{rungs}, epochs {t.Epochs + 1}–{e}, {t.Parameters}", null);
+                    if (!Continue(f, c, t, e, null, train, token, epochs)) break;
+                    entry.Trials.Add(new TrialRecord(rung, t.Epochs, t.Parameters.ToString(), t.Raw, t.Seconds));
+                    t.Rung = rung;
+                    scored.Add(t);
+                    if (best is null || rung > best.Rung || t.Score > best.Score) best = t;
+                }
+                foreach (var t in trials.Where(t => t != best)) t.Release();
                 if (token.IsCancellationRequested) break;
-                report("trial", $"{f.Name}: rung {rung + 1}/{rungs}, {e} epochs, {p}", null);
-                var setup = new CandidateSetup { Parameters = p, Epochs = e, CancellationToken = token, Progress = epochs };
-                ITransformer model;
-                double seconds;
-                try
-                {
-                    (model, seconds) = Fit(f, c, setup, train);
-                }
-                catch (Exception ex) when (IsCancellation(ex) && !o.CancellationToken.IsCancellationRequested)
-                {
-                    break;   // the candidate's deadline, before this trial finished an epoch
-                }
-                var history = FindDeep(model)?.History;
-                var (raw, score) = TrialScore(history);
-                entry.Trials.Add(new TrialRecord(rung, history?.Epochs.Count ?? e, p.ToString(), raw, seconds));
-                scored.Add((p, score));
-                if (best is null || rung > best.Value.Rung || score > best.Value.Score)
-                {
-                    if (best is { } old) (FindDeep(old.Model) as IDisposable)?.Dispose();
-                    best = (model, setup, score, rung, seconds);
-                }
-                else (FindDeep(model) as IDisposable)?.Dispose();
+                alive = scored.OrderByDescending(t => t.Score).Take((int)Math.Ceiling(scored.Count / (double)eta)).ToList();
             }
-            if (token.IsCancellationRequested) break;
-            alive = scored.OrderByDescending(s => s.Score).Take((int)Math.Ceiling(scored.Count / (double)eta)).Select(s => s.P).ToList();
+            o.CancellationToken.ThrowIfCancellationRequested();
+            if (best?.Model is null)
+                throw new TimeoutException($"no trial finished an epoch within the candidate's time budget of {budget.TotalSeconds:0.#} s");
+
+            if (o.MaxEpochs is null && !token.IsCancellationRequested && FindDeep(best.Model)?.History.StopReason is StopReason.Completed)
+            {
+                report("trial", $"{f.Name}: the best configuration trains on from epoch {best.Epochs + 1} with early stopping, until it converges or its time ends", null);
+                var patience = new EarlyStoppingOptions { Patience = 3, RestoreBestWeights = true };
+                if (Continue(f, c, best, best.Epochs + 100 * maxEpochs, patience, train, token, epochs))
+                    entry.Trials.Add(new TrialRecord(rungs, best.Epochs, best.Parameters.ToString(), best.Raw, best.Seconds));
+            }
+            o.CancellationToken.ThrowIfCancellationRequested();
+            return (best.Model!, new CandidateSetup { Parameters = best.Parameters, Epochs = best.Epochs }, best.Seconds);
         }
-        o.CancellationToken.ThrowIfCancellationRequested();
-        if (best is not { } b)
-            throw new TimeoutException($"no trial finished an epoch within the candidate's time budget of {budget.TotalSeconds:0.#} s");
-        return (b.Model, b.Setup, b.Seconds);
+        finally
+        {
+            foreach (var t in trials.Where(t => t != best)) t.Release();
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    /// <summary>
+    /// Trains <paramref name="t"/> on to <paramref name="epochs"/> in total, from its last checkpoint; false when the
+    /// deadline came before an epoch finished (the trial keeps what it had).
+    /// </summary>
+    private bool Continue(CandidateFactory f, CandidateContext c, Trial t, int epochs, EarlyStoppingOptions? earlyStopping, IDataView train,
+        CancellationToken token, IProgress<EpochRecord> progress)
+    {
+        var setup = new CandidateSetup
+        {
+            Parameters = t.Parameters, Epochs = epochs, CancellationToken = token, Progress = progress, EarlyStopping = earlyStopping,
+            CheckpointDirectory = t.Directory, ResumeFromCheckpoint = t.LastCheckpoint(),
+        };
+        ITransformer model;
+        double seconds;
+        try
+        {
+            (model, seconds) = Fit(f, c, setup, train);
+        }
+        catch (Exception ex) when (IsCancellation(ex) && !Options.CancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+        var history = FindDeep(model)?.History;
+        if (t.Model is not null && !ReferenceEquals(t.Model, model)) t.Release();
+        (t.Model, t.Seconds) = (model, t.Seconds + seconds);
+        t.Epochs = history?.Epochs.Count ?? epochs;
+        (t.Raw, t.Score) = TrialScore(history);
+        return true;
+    }
+
+    /// <summary>One configuration of a search: its checkpoints, its model so far, its score.</summary>
+    private sealed class Trial(HyperParameters parameters, string directory)
+    {
+        public HyperParameters Parameters { get; } = parameters;
+        public string Directory { get; } = directory;
+        public ITransformer? Model { get; set; }
+        public int Epochs { get; set; }
+        public int Rung { get; set; } = -1;
+        public double Seconds { get; set; }
+        public double Raw { get; set; } = double.NaN;
+        public double Score { get; set; } = double.NegativeInfinity;
+
+        public string? LastCheckpoint() =>
+            System.IO.Directory.Exists(Directory) ? System.IO.Directory.GetFiles(Directory, "*.deepckpt").Order(StringComparer.Ordinal).LastOrDefault() : null;
+
+        /// <summary>Frees the trial's network (it can be continued from its checkpoint).</summary>
+        public void Release()
+        {
+            (FindDeep(Model) as IDisposable)?.Dispose();
+            Model = null;
+        }
     }
 
     // Higher is better: accuracy as is, RMSE negated; without held-out rows, the negated training loss.

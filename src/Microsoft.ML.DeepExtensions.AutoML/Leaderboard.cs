@@ -27,6 +27,13 @@ public enum CandidateStatus
 /// <param name="Seconds">Fit time.</param>
 public sealed record TrialRecord(int Rung, int Epochs, string Parameters, double Score, double Seconds);
 
+/// <summary>One class's figures for the best model on the validation split.</summary>
+/// <param name="Class">The class (the label's value).</param>
+/// <param name="Rows">Validation rows of that class.</param>
+/// <param name="Precision">Of the rows predicted as this class, the share that are.</param>
+/// <param name="Recall">Of the rows of this class, the share predicted as it.</param>
+public sealed record ClassMetrics(string Class, long Rows, double Precision, double Recall);
+
 /// <summary>One row of the leaderboard.</summary>
 public sealed class LeaderboardEntry
 {
@@ -132,6 +139,18 @@ public sealed class ComparisonResult
 
     /// <summary>Whether the run was cancelled (the leaderboard then holds what finished before).</summary>
     public bool Cancelled { get; init; }
+
+    /// <summary>Classification: the best model's precision and recall per class on the validation split (empty otherwise).</summary>
+    public IReadOnlyList<ClassMetrics> BestPerClass { get; init; } = [];
+
+    /// <summary>Classification: the best model's confusion matrix on the validation split, [true class][predicted class] (null otherwise).</summary>
+    public long[][]? BestConfusion { get; init; }
+
+    /// <summary>
+    /// How the run ended: the budget spent (deep candidates stopped by their time), or everything finished or converged
+    /// before it — with the share of the budget used.
+    /// </summary>
+    public string Ending { get; init; } = "";
 
     /// <summary>A label for the data set, shown in reports.</summary>
     public string DataName { get; set; } = "data";

@@ -26,6 +26,7 @@ public static class Reports
         sb.AppendLine($"{result.Task} on {result.DataName}: {result.Rows.Train:N0} training / {result.Rows.Validation:N0} validation rows"
             + (result.Folds > 1 ? $" (fold 1 of {result.Folds})" : "") + $", ranked by {result.RankBy}; {result.Elapsed.TotalSeconds:F0} s of a {result.TimeBudget.TotalSeconds:F0} s budget"
             + (result.Cancelled ? " — CANCELLED, partial leaderboard" : ""));
+        if (result.Ending.Length > 0 && !result.Cancelled) sb.AppendLine($"Ending: {result.Ending}");
         var header = $"{"#",2} {"Candidate",-18} {"Kind",-7} " + string.Concat(metrics.Select(m => $"{m,14} ")) +
                      $"{"Train s",8} {"Total s",8} {"Peak MB",8} {"p50 ms",8} {"p95 ms",8} {"rows/s",9} {"Model",9} {"Device",6}";
         sb.AppendLine(header).AppendLine(new string('-', header.Length));
@@ -73,6 +74,9 @@ public static class Reports
         TimeBudgetSeconds = result.TimeBudget.TotalSeconds,
         ElapsedSeconds = result.Elapsed.TotalSeconds,
         result.Cancelled,
+        result.Ending,
+        result.BestPerClass,
+        result.BestConfusion,
         Entries = result.Entries.Select(e => new
         {
             e.Rank, e.Name, Kind = e.Kind.ToString(), Status = e.Status.ToString(), e.Error, e.Metrics, e.TrainSeconds, e.TotalSeconds,
@@ -90,8 +94,12 @@ public static class Reports
     public static string MetricVsTimeSvg(ComparisonResult result) => SvgCharts.Scatter(
         $"{result.RankBy} vs training time", "training seconds", result.RankBy,
         result.Entries.Where(e => e.Status == CandidateStatus.Completed)
-            .Select(e => new SvgCharts.Series($"{e.Name}", [(Math.Max(e.TrainSeconds, 1e-3), e.Metric(result.RankBy))])).ToList(),
+            .Select(e => new SvgCharts.Series($"{e.Name}", [(Math.Max(e.TrainSeconds, 1e-3), e.Metric(result.RankBy))], ColorOf(result, e))).ToList(),
         logX: true);
+
+    /// <summary>A candidate's colour, the same in every chart of <paramref name="result"/>: by its place among the entries.</summary>
+    public static string ColorOf(ComparisonResult result, LeaderboardEntry entry) =>
+        SvgCharts.Palette[Math.Max(0, result.Entries.OrderBy(e => e.Name, StringComparer.Ordinal).ToList().IndexOf(entry)) % SvgCharts.Palette.Count];
 
     /// <summary>Learning curves of the deep candidates' returned models: validation metric (or training loss) per epoch.</summary>
     public static string LearningCurvesSvg(ComparisonResult result)
@@ -101,7 +109,7 @@ public static class Reports
         string metric = deep.FirstOrDefault()?.History!.Epochs[0].MetricName ?? "metric";
         return SvgCharts.Lines(validation ? $"Learning curves: held-out {metric}" : "Learning curves: training loss", "epoch",
             validation ? metric : "training loss",
-            deep.Select(e => new SvgCharts.Series(e.Name, e.History!.Epochs.Select(r => ((double)r.Epoch, validation ? r.ValidationMetric!.Value : r.TrainLoss)).ToList())).ToList());
+            deep.Select(e => new SvgCharts.Series(e.Name, e.History!.Epochs.Select(r => ((double)r.Epoch, validation ? r.ValidationMetric!.Value : r.TrainLoss)).ToList(), ColorOf(result, e))).ToList());
     }
 
     /// <summary>The leaderboard as an HTML table (used by the report and by notebook formatters).</summary>
@@ -144,6 +152,20 @@ public static class Reports
         sb.Append("<p>Metrics: ML.NET evaluators on the validation split. Train s: fit of the returned model; Total s: search, folds and measurements. " +
                   "Peak MB: process working set while training. p50/p95: single-row PredictionEngine latency. rows/s: one batch Transform.</p>");
         sb.Append("<div style=\"display:flex;flex-wrap:wrap;gap:16px\">").Append(MetricVsTimeSvg(result)).Append(LearningCurvesSvg(result)).Append("</div>");
+        if (result.BestConfusion is { } confusion && result.BestPerClass.Count == confusion.Length)
+        {
+            var classes = result.BestPerClass;
+            sb.Append($"<h2>Best model ({E(result.Best?.Name ?? "")}) per class, on the validation split</h2><table class=\"lb\"><tr><th>Class</th><th>Rows</th><th>Precision</th><th>Recall</th>");
+            foreach (var c in classes) sb.Append($"<th title=\"predicted {E(c.Class)}\">→ {E(c.Class)}</th>");
+            sb.Append("</tr>");
+            for (int i = 0; i < classes.Count; i++)
+            {
+                sb.Append($"<tr><td>{E(classes[i].Class)}</td><td class=\"n\">{classes[i].Rows:N0}</td><td class=\"n\">{Num(classes[i].Precision)}</td><td class=\"n\">{Num(classes[i].Recall)}</td>");
+                for (int j = 0; j < classes.Count; j++) sb.Append($"<td class=\"n\"{(i == j ? " style=\"background:#e8f5e9\"" : "")}>{confusion[i][j]:N0}</td>");
+                sb.Append("</tr>");
+            }
+            sb.Append("</table><p>Rows: true class; → columns: predicted class (the confusion matrix).</p>");
+        }
         var trials = result.Entries.Where(e => e.Trials.Count > 0).ToList();
         if (trials.Count > 0)
         {

@@ -224,6 +224,7 @@ public sealed class DeepCatalog
         if (Registered.TryGetValue(catalog, out _)) return;
         MlNetBridge.RegisterLoader(catalog, typeof(DeepTransformer), DeepTransformer.LoaderSignature, DeepTransformer.CreateMethod);
         MlNetBridge.RegisterLoader(catalog, typeof(GanTransformer), GanTransformer.LoaderSignature, GanTransformer.CreateMethod);
+        MlNetBridge.RegisterLoader(catalog, typeof(WeightedEnsembleTransformer), WeightedEnsembleTransformer.LoaderSignature, WeightedEnsembleTransformer.CreateMethod);
         catalog.RegisterAssembly(typeof(DeepCatalog).Assembly);   // the custom mappings of TextGenerator load by their contract names
         Registered.AddOrUpdate(catalog, true);
     }
