@@ -59,6 +59,8 @@ fi
 # Only this run's packages stay in the feed: `*-*` takes the newest, and a stable X.Y.Z would outrank X.Y.Z-local.*.
 rm -f "$feed"/*.nupkg "$feed"/*.snupkg
 for project in src/*/*.csproj; do
+    # The CLI is a .NET tool (~300 MB with libtorch), not a library the notebooks reference; tools/cli/check-tool.sh packs it.
+    [[ "$project" == *Cli* ]] && continue
     dotnet pack "$project" -c Release --no-build --no-restore -v quiet -nologo \
         -p:PackageVersion="$version" -p:PackageOutputPath="$feed"
 done

@@ -1,4 +1,5 @@
-using System.Globalization;
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using Microsoft.ML;
 using Microsoft.ML.DeepExtensions.AutoML;
 using Microsoft.ML.DeepExtensions.Datasets;
@@ -8,76 +9,66 @@ namespace Microsoft.ML.DeepExtensions.Cli;
 /// <summary>`deepext compare`: loads the data, runs a <see cref="DeepComparison"/> with progress, writes the reports.</summary>
 internal static class CompareCommand
 {
-    private const string Help = """
-        deepext compare [--dataset FILE --label COLUMN] [options]
-
-          --dataset FILE      CSV or TSV file (header detected; separator guessed). Without it: the embedded
-                              Fashion-MNIST 10k split (data/fashion-mnist), CNN and MLP vs LightGBM and SDCA.
-          --label COLUMN      label column: name (case-insensitive) or 0-based index (required with --dataset)
-          --task T            auto (default) | binary | multiclass | regression
-          --time SECONDS      time budget for the whole run (default 240; also 5m, 90s)
-          --candidate-time S  cap per candidate (default: classic ones up to half the time left, deep ones share the rest)
-          --candidates LIST   comma-separated, e.g. MLP,LightGBM,SDCA (default: every candidate that applies)
-          --image SHAPE       the features are an image: HxW (grayscale) or CxHxW; enables the CNN and ResNet18 (fine-tuned)
-          --text COLUMN       a raw text column of the dataset: enables all-MiniLM-L6-v2 (fine-tuned, and embeddings + SDCA)
-          --folds K           k-fold cross-validation (default 1: one 80/20 validation split)
-          --trials N          configurations per deep candidate, successive halving (default 4; 3 on the default data)
-          --max-epochs N      deep candidates' full-length epochs (default: each family's own)
-          --rank-by METRIC    Accuracy, AUC, F1, LogLoss | MicroAccuracy, MacroAccuracy, LogLoss | RMSE, MAE, RSquared
-          --threads N         threads per trainer (default 1: comparable timings, no spinning on busy machines)
-          --seed N            seed for the split, the search and the trainers (default 1)
-          --output DIR        where leaderboard.csv/.json, report.html and best-model.zip go (default compare-output)
-
-        Ctrl-C stops cleanly: the candidate in flight is reported as cancelled and the partial leaderboard is written.
-        """;
-
-    public static int Run(string[] args)
+    private static readonly Option<string?> DatasetOption = new("--dataset")
     {
-        var a = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (args[i] is "-h" or "--help") { Console.WriteLine(Help); return 0; }
-            if (!args[i].StartsWith("--") || i + 1 >= args.Length)
-            {
-                Console.Error.WriteLine($"compare: expected '--option value', got '{args[i]}'.\n\n{Help}");
-                return 2;
-            }
-            a[args[i][2..]] = args[++i];
-        }
-        string[] known = ["dataset", "label", "task", "time", "candidate-time", "candidates", "image", "folds", "trials", "max-epochs", "rank-by", "threads", "seed", "output", "text"];
-        if (a.Keys.FirstOrDefault(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)) is { } unknown)
-        {
-            Console.Error.WriteLine($"compare: unknown option --{unknown}.\n\n{Help}");
-            return 2;
-        }
+        Description = "CSV or TSV file (header detected, separator guessed), or a folder with one sub-folder of images per class. Without it: the embedded Fashion-MNIST 10k split, CNN and MLP vs LightGBM and SDCA.",
+        HelpName = "FILE|FOLDER",
+    };
+    private static readonly Option<int> ImageSizeOption = Cli.Positive("--image-size", "With an image folder: the side images are resized to.", 32);
+    private static readonly Option<bool> GrayscaleOption = new("--grayscale") { Description = "With an image folder: read the images in gray (one channel)." };
+    private static readonly Option<string?> LabelOption = new("--label") { Description = "Label column: a name (case-insensitive) or a 0-based index; required with --dataset.", HelpName = "COLUMN" };
+    private static readonly Option<string> TaskOption = new("--task") { Description = "The task; auto infers it from the label.", DefaultValueFactory = _ => "auto" };
+    private static readonly Option<TimeSpan> TimeOption = new("--time") { Description = "Time budget for the whole run: seconds, or 90s, 5m, 1h.", HelpName = "DURATION", DefaultValueFactory = _ => TimeSpan.FromSeconds(240), CustomParser = r => Cli.Duration(r) };
+    private static readonly Option<TimeSpan?> CandidateTimeOption = new("--candidate-time") { Description = "Cap per candidate (default: classic ones up to half the time left, deep ones share the rest).", HelpName = "DURATION", CustomParser = r => Cli.Duration(r) };
+    private static readonly Option<string[]?> CandidatesOption = new("--candidates") { Description = "Comma-separated candidates, e.g. MLP,LightGBM,SDCA (default: every candidate that applies).", HelpName = "LIST", CustomParser = r => r.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray() };
+    private static readonly Option<ImageShape?> ImageOption = new("--image") { Description = "The features are an image, HxW (grayscale) or CxHxW: enables the CNN, the ViT and ResNet18 (fine-tuned).", HelpName = "SHAPE", CustomParser = Shape };
+    private static readonly Option<string?> TextOption = new("--text") { Description = "The raw text column for all-MiniLM-L6-v2 (fine-tuned, and embeddings + SDCA); default: the longest free-text column found.", HelpName = "COLUMN" };
+    private static readonly Option<Dictionary<string, ColumnRole>> ColumnOption = new("--column")
+    {
+        Description = "A column's role instead of the inferred one: NAME=numeric|categorical|text|ignore (repeatable).",
+        HelpName = "NAME=ROLE", AllowMultipleArgumentsPerToken = false, CustomParser = Roles, DefaultValueFactory = _ => new(),
+    };
+    private static readonly Option<int> FoldsOption = Cli.Positive("--folds", "k-fold cross-validation (1: one 80/20 validation split).", 1);
+    private static readonly Option<int?> TrialsOption = new("--trials") { HelpName = "N", Description = "Configurations per deep candidate, successive halving (default 4; 3 on the embedded data)." };
+    private static readonly Option<int?> MaxEpochsOption = new("--max-epochs") { HelpName = "N", Description = "Deep candidates' full-length epochs (default: each family's own)." };
+    private static readonly Option<string?> RankByOption = new("--rank-by") { Description = "Accuracy, AUC, F1, LogLoss | MicroAccuracy, MacroAccuracy, LogLoss | RMSE, MAE, RSquared.", HelpName = "METRIC" };
+    private static readonly Option<int> ThreadsOption = Cli.Positive("--threads",
+        "Threads per trainer; candidates run one after another, each on all cores by default (1 gives the most comparable timings on a busy machine).", Environment.ProcessorCount);
+    private static readonly Option<int> SeedOption = Cli.Positive("--seed", "Seed for the split, the search and the trainers.", 1);
+    private static readonly Option<string> OutputOption = new("--output") { Description = "Folder for leaderboard.csv/.json, report.html and best-model.zip.", HelpName = "DIR", DefaultValueFactory = _ => "compare-output" };
 
-        try
+    /// <summary>The command, its options and its action.</summary>
+    public static System.CommandLine.Command Create()
+    {
+        TaskOption.AcceptOnlyFromAmong("auto", "binary", "multiclass", "regression");
+        foreach (var o in new[] { TrialsOption, MaxEpochsOption }) o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError($"{o.Name} must be a positive integer."); });
+        var command = new System.CommandLine.Command("compare", "Deep vs classic ML.NET trainers on the same split: leaderboard, CSV/JSON/HTML report and the best model. " +
+                                             "Ctrl-C stops cleanly: the candidate in flight is reported as cancelled and the partial leaderboard is written.")
         {
-            return Compare(a);
-        }
-        catch (Exception e) when (e is ArgumentException or FileNotFoundException or InvalidDataException or FormatException)
-        {
-            Console.Error.WriteLine($"compare: {e.Message}");
-            return 2;
-        }
+            DatasetOption, LabelOption, TaskOption, ColumnOption, ImageSizeOption, GrayscaleOption, TimeOption, CandidateTimeOption, CandidatesOption, ImageOption, TextOption,
+            FoldsOption, TrialsOption, MaxEpochsOption, RankByOption, ThreadsOption, SeedOption, OutputOption,
+        };
+        command.SetAction(parse => Cli.Guard("compare", () => Compare(parse)));
+        return command;
     }
 
-    private static int Compare(Dictionary<string, string> a)
+    private static int Compare(ParseResult parse)
     {
-        int seed = Int(a, "seed", 1);
+        int seed = parse.GetValue(SeedOption);
+        bool plain = Ui.Plain(parse);
         var ml = new MLContext(seed);
         var options = new ComparisonOptions
         {
             Seed = seed,
-            TimeBudget = Duration(a.GetValueOrDefault("time", "240")),
-            CandidateTimeBudget = a.TryGetValue("candidate-time", out var ct) ? Duration(ct) : null,
-            NumberOfThreads = Int(a, "threads", 1),
-            Folds = Int(a, "folds", 1),
-            RankBy = a.GetValueOrDefault("rank-by"),
-            MaxEpochs = a.ContainsKey("max-epochs") ? Int(a, "max-epochs", 0) : null,
-            ImageShape = a.TryGetValue("image", out var img) ? Shape(img) : null,
-            Candidates = a.TryGetValue("candidates", out var c) ? c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null,
-            TextColumnName = a.GetValueOrDefault("text"),
+            TimeBudget = parse.GetValue(TimeOption),
+            CandidateTimeBudget = parse.GetValue(CandidateTimeOption),
+            NumberOfThreads = parse.GetValue(ThreadsOption),
+            Folds = parse.GetValue(FoldsOption),
+            RankBy = parse.GetValue(RankByOption),
+            MaxEpochs = parse.GetValue(MaxEpochsOption),
+            ImageShape = parse.GetValue(ImageOption),
+            Candidates = parse.GetValue(CandidatesOption) is { Length: > 0 } named ? named : null,
+            TextColumnName = parse.GetValue(TextOption),
             Registry = CandidateRegistry.CreateDefault(),
         };
         // The pretrained networks of Microsoft.ML.DeepExtensions.Pretrained join the comparison where their input is offered.
@@ -85,13 +76,31 @@ internal static class CompareCommand
 
         IDataView data;
         string dataName;
-        if (a.TryGetValue("dataset", out var path))
+        if (parse.GetValue(DatasetOption) is { } folder && Directory.Exists(folder))
         {
-            if (!a.TryGetValue("label", out var label)) throw new ArgumentException("--dataset needs --label COLUMN (a name or a 0-based index).");
-            var table = TabularData.Load(ml, path, label, Task(a.GetValueOrDefault("task", "auto")));
+            var images = ImageFolderData.Load(ml, folder, parse.GetValue(ImageSizeOption), parse.GetValue(GrayscaleOption));
+            Console.WriteLine($"Data: {folder}: {images}");
+            (data, options.Featurizer, options.ImageShape, dataName) = (images.Data, images.Featurizer, images.Shape, Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)));
+            // Every candidate that reads pixel vectors or images, but not the FT-Transformer (one token per pixel).
+            options.Candidates ??= options.Registry.Candidates
+                .Where(f => (f.Inputs & (CandidateInputs.Vector | CandidateInputs.Image)) != 0 && (f.Inputs & (CandidateInputs.Tokens | CandidateInputs.Text)) == 0)
+                .Where(f => f.Name != "FT-Transformer" && f.Tasks.Contains(DeepTask.MulticlassClassification))   // the label is a key: multiclass
+                .Select(f => f.Name).ToList();
+            options.Trials = parse.GetValue(TrialsOption) ?? 4;
+        }
+        else if (parse.GetValue(DatasetOption) is { } path)
+        {
+            var label = parse.GetValue(LabelOption) ?? throw new ArgumentException("--dataset needs --label COLUMN (a name or a 0-based index).");
+            var table = TabularData.Load(ml, path, label, Task(parse.GetValue(TaskOption)!), roles: parse.GetValue(ColumnOption));
             Console.WriteLine($"Data: {path}: {table}");
+            foreach (var column in table.Columns) Console.WriteLine($"  {column}");
+            if (options.TextColumnName is null && table.TextColumns.Count > 0)
+            {
+                options.TextColumnName = table.TextColumns[0];
+                Console.WriteLine($"  (the pretrained text candidates read '{options.TextColumnName}'; --text chooses another, --column NAME=ROLE overrides a role)");
+            }
             (data, options.Featurizer, options.Task, dataName) = (table.Data, table.Featurizer, table.Task, Path.GetFileName(path));
-            options.Trials = Int(a, "trials", 4);
+            options.Trials = parse.GetValue(TrialsOption) ?? 4;
         }
         else
         {
@@ -100,11 +109,11 @@ internal static class CompareCommand
             data = FashionMnist.Load(ml, dir, "t10k");
             dataName = "Fashion-MNIST t10k split (10,000 images)";
             options.ImageShape ??= new ImageShape(1, 28, 28);
-            options.Candidates ??= ["CNN", "MLP", "LightGBM", "SDCA"];
-            options.Trials = Int(a, "trials", 3);
+            options.Candidates ??= ["LightGBM", "SDCA", "MLP", "CNN"];
+            options.Trials = parse.GetValue(TrialsOption) ?? 3;
             Console.WriteLine($"Data: {dataName} from {dir}: 10,000 images, 784 pixels, 10 classes; {string.Join(", ", options.Candidates)}");
         }
-        string output = a.GetValueOrDefault("output", "compare-output");
+        string output = parse.GetValue(OutputOption)!;
 
         // Ctrl-C: stop cleanly (the second one kills the process).
         using var cts = new CancellationTokenSource();
@@ -117,16 +126,18 @@ internal static class CompareCommand
             cts.Cancel();
         };
         options.CancellationToken = cts.Token;
-        var bar = new ProgressBar(Console.Out, !Console.IsOutputRedirected);
-        options.Progress = bar;
 
-        Console.WriteLine($"Budget {options.TimeBudget.TotalSeconds:F0} s, {options.NumberOfThreads} thread(s) per trainer; reports -> {Path.GetFullPath(output)}");
-        var result = ml.Deep().Comparison(options).Run(data);
+        Console.WriteLine($"Budget {options.TimeBudget.TotalSeconds:F0} s; candidates one after another, {options.NumberOfThreads} thread(s) each" +
+                          (options.NumberOfThreads == Environment.ProcessorCount ? " (all cores)" : $" of {Environment.ProcessorCount} cores") + $"; reports -> {Path.GetFullPath(output)}");
+        var result = Ui.WithProgress(plain, progress =>
+        {
+            options.Progress = progress;
+            return ml.Deep().Comparison(options).Run(data);
+        });
         result.DataName = dataName;
-        bar.Done();
 
         Console.WriteLine();
-        Console.WriteLine(Reports.ConsoleTable(result));
+        Ui.Leaderboard(result, plain);
         var files = Reports.WriteAll(result, output).ToList();
         if (result.BestModel is not null)
         {
@@ -141,29 +152,28 @@ internal static class CompareCommand
         return result.Cancelled ? 130 : 0;
     }
 
-    private static int Int(Dictionary<string, string> a, string key, int fallback) =>
-        !a.TryGetValue(key, out var v) ? fallback
-        : int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
-        : throw new ArgumentException($"--{key} must be a positive integer; got '{v}'.");
-
-    private static TimeSpan Duration(string s)
+    private static Dictionary<string, ColumnRole> Roles(ArgumentResult r)
     {
-        double scale = s.EndsWith('m') ? 60 : s.EndsWith('h') ? 3600 : 1;
-        string digits = s.TrimEnd('s', 'm', 'h');
-        return double.TryParse(digits, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0
-            ? TimeSpan.FromSeconds(v * scale)
-            : throw new ArgumentException($"--time must be a positive duration like 240, 90s or 5m; got '{s}'.");
+        var roles = new Dictionary<string, ColumnRole>(StringComparer.OrdinalIgnoreCase);
+        foreach (var token in r.Tokens.Select(t => t.Value))
+        {
+            int eq = token.LastIndexOf('=');
+            if (eq > 0 && Enum.TryParse<ColumnRole>(token[(eq + 1)..], ignoreCase: true, out var role) && Enum.IsDefined(role)) roles[token[..eq]] = role;
+            else r.AddError($"--column must be NAME=numeric|categorical|text|ignore; got '{token}'.");
+        }
+        return roles;
     }
 
-    private static ImageShape Shape(string s)
+    private static ImageShape? Shape(ArgumentResult r)
     {
-        var p = s.Split('x', '×').Select(x => int.TryParse(x, out int n) && n > 0 ? n : throw new ArgumentException($"--image must be HxW or CxHxW; got '{s}'.")).ToArray();
-        return p.Length switch
+        string s = r.Tokens.Single().Value;
+        var p = s.Split('x', '×').Select(x => int.TryParse(x, out int n) && n > 0 ? n : 0).ToArray();
+        if (p.Contains(0) || p.Length is not (2 or 3))
         {
-            2 => new ImageShape(1, p[0], p[1]),
-            3 => new ImageShape(p[0], p[1], p[2]),
-            _ => throw new ArgumentException($"--image must be HxW or CxHxW; got '{s}'."),
-        };
+            r.AddError($"--image must be HxW or CxHxW; got '{s}'.");
+            return null;
+        }
+        return p.Length == 2 ? new ImageShape(1, p[0], p[1]) : new ImageShape(p[0], p[1], p[2]);
     }
 
     private static DeepTask Task(string s) => s.ToLowerInvariant() switch
