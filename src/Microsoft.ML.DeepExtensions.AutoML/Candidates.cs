@@ -213,6 +213,13 @@ public sealed class CandidateFactory
     /// <summary>The input the candidate needs (all flags must be offered by the data).</summary>
     public CandidateInputs Inputs { get; init; } = CandidateInputs.Vector;
 
+    /// <summary>
+    /// For a candidate that needs <see cref="CandidateInputs.Tokens"/>: it also applies when the data offers only the raw
+    /// <see cref="CandidateInputs.Text"/> (a featurized vector plus <see cref="CandidateContext.TextColumnName"/>), because
+    /// its builder tokenizes the text itself. The built-in LSTM and transformer do.
+    /// </summary>
+    public bool TokenizesText { get; init; }
+
     /// <summary>The knobs random search samples (deep candidates); null or empty: the builder's defaults only.</summary>
     public SearchSpace? SearchSpace { get; init; }
 
@@ -226,7 +233,8 @@ public sealed class CandidateFactory
     public required Func<CandidateContext, CandidateSetup, IEstimator<ITransformer>> Build { get; init; }
 
     /// <summary>Whether the candidate applies to data described by <paramref name="context"/>.</summary>
-    public bool AppliesTo(CandidateContext context) => Tasks.Contains(context.Task) && (context.Inputs & Inputs) == Inputs;
+    public bool AppliesTo(CandidateContext context) => Tasks.Contains(context.Task)
+        && ((context.Inputs & Inputs) == Inputs || (TokenizesText && Inputs == CandidateInputs.Tokens && context.Inputs.HasFlag(CandidateInputs.Text)));
 
     /// <inheritdoc />
     public override string ToString() => $"{Name} ({Kind}: {string.Join(", ", Tasks)})";

@@ -79,6 +79,23 @@ public sealed class ComparisonOptions
     /// </summary>
     public int? CandidateMemoryLimitMegabytes { get; set; }
 
+    /// <summary>
+    /// Where each candidate trains. <see cref="CandidateIsolation.InProcess"/> (the default) needs nothing else;
+    /// <see cref="CandidateIsolation.ChildProcess"/> runs each one in a worker process started with
+    /// <see cref="WorkerCommand"/>, so a native abort, a hang or memory beyond the limit costs only that candidate
+    /// (reported <see cref="CandidateStatus.Failed"/> or <see cref="CandidateStatus.TimedOut"/> with the reason), and its
+    /// peak memory is its own process's.
+    /// </summary>
+    public CandidateIsolation Isolation { get; set; } = CandidateIsolation.InProcess;
+
+    /// <summary>
+    /// The program and arguments that start a worker for <see cref="CandidateIsolation.ChildProcess"/>; the job file's
+    /// path is appended. The program passes it to <see cref="CandidateWorker.Run"/> with the same candidate registry as
+    /// this run (<c>deepext</c> does both: its hidden <c>worker</c> command). <see cref="CandidateWorker.CommandForThisProgram"/>
+    /// builds one for the running program.
+    /// </summary>
+    public IReadOnlyList<string>? WorkerCommand { get; set; }
+
     /// <summary>Single-row predictions timed for the p50/p95 latency (at most 3 s of them, at least 20). Default 200.</summary>
     public int LatencySamples { get; set; } = 200;
 
@@ -99,8 +116,20 @@ public sealed class ComparisonOptions
         if (Candidates is { Count: 0 }) throw new ArgumentException("Candidates is empty: name at least one, or leave it null for every candidate that applies.", nameof(Candidates));
         if (Folds < 1) throw new ArgumentException($"Folds must be at least 1; got {Folds}.", nameof(Folds));
         if (!(ValidationFraction > 0 && ValidationFraction < 1)) throw new ArgumentException($"ValidationFraction must be in (0, 1); got {ValidationFraction}.", nameof(ValidationFraction));
+        if (Isolation == CandidateIsolation.ChildProcess && WorkerCommand is not { Count: > 0 })
+            throw new ArgumentException("Isolation ChildProcess needs WorkerCommand: the program that runs CandidateWorker.Run (deepext sets it to its own 'worker' command).", nameof(WorkerCommand));
+        if (CandidateMemoryLimitMegabytes is < 1) throw new ArgumentException($"CandidateMemoryLimitMegabytes must be positive; got {CandidateMemoryLimitMegabytes}.", nameof(CandidateMemoryLimitMegabytes));
         if (LatencySamples < 1) throw new ArgumentException($"LatencySamples must be at least 1; got {LatencySamples}.", nameof(LatencySamples));
     }
+}
+
+/// <summary>Where a comparison's candidates train (see <see cref="ComparisonOptions.Isolation"/>).</summary>
+public enum CandidateIsolation
+{
+    /// <summary>In the comparison's own process, one after another.</summary>
+    InProcess,
+    /// <summary>Each in a worker process of its own, watched for its memory and time and killed beyond them.</summary>
+    ChildProcess,
 }
 
 /// <summary>What a comparison is doing, for progress bars.</summary>

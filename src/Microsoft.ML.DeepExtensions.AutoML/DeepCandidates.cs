@@ -122,47 +122,68 @@ public static class DeepCandidates
         })),
     };
 
-    /// <summary>Recurrent network on token sequences (every task; a key-vector feature column).</summary>
+    /// <summary>
+    /// Recurrent network on token sequences (every task): a key-vector feature column, or else the raw text column,
+    /// which the candidate tokenizes itself (see <see cref="CandidateFactory.TokenizesText"/>).
+    /// </summary>
     public static CandidateFactory Lstm { get; } = new()
     {
         Name = "LSTM",
         Kind = CandidateKind.Deep,
         Tasks = AllTasks,
         Inputs = CandidateInputs.Tokens,
+        TokenizesText = true,
         MaxEpochs = 8,
         SearchSpace = new SearchSpace()
             .Add("Cell", RecurrentCell.Lstm, RecurrentCell.Gru)
             .Add("HiddenSize", 64, 128)
             .Add("Bidirectional", false, true)
             .Add("Dropout", 0.3, 0.1),
-        Build = (c, s) => c.Context.Deep().Lstm(s.Configure(c, new LstmTrainer.Options
+        Build = (c, s) => OnTokens(c, t => t.Context.Deep().Lstm(s.Configure(t, new LstmTrainer.Options
         {
             Cell = s.Parameters.Get("Cell", RecurrentCell.Lstm),
             HiddenSize = s.Parameters.Get("HiddenSize", 64),
             Bidirectional = s.Parameters.Get("Bidirectional", false),
             Dropout = s.Parameters.Get("Dropout", 0.3),
-        })),
+        }))),
     };
 
-    /// <summary>Transformer encoder on token sequences (every task; a key-vector feature column).</summary>
+    /// <summary>Transformer encoder on token sequences (every task): a key-vector feature column, or the raw text column tokenized by the candidate.</summary>
     public static CandidateFactory Transformer { get; } = new()
     {
         Name = "Transformer",
         Kind = CandidateKind.Deep,
         Tasks = AllTasks,
         Inputs = CandidateInputs.Tokens,
+        TokenizesText = true,
         MaxEpochs = 8,
         SearchSpace = new SearchSpace()
             .Add("Layers", 2, 1)
             .Add("Dimension", 64, 128)
             .Add("LearningRate", 2e-3, 1e-3)
             .Add("Dropout", 0.1, 0.2),
-        Build = (c, s) => c.Context.Deep().Transformer(s.Configure(c, new TransformerTrainer.Options
+        Build = (c, s) => OnTokens(c, t => t.Context.Deep().Transformer(s.Configure(t, new TransformerTrainer.Options
         {
             Layers = s.Parameters.Get("Layers", 2),
             Dimension = s.Parameters.Get("Dimension", 64),
             LearningRate = s.Parameters.Get("LearningRate", 2e-3),
             Dropout = s.Parameters.Get("Dropout", 0.1),
-        })),
+        }))),
     };
+
+    /// <summary>The column a sequence candidate's raw text becomes token ids in (part of its model, so it reads the text).</summary>
+    public const string TextTokensColumnName = "TextTokens";
+
+    // A sequence family's input: the feature column when it holds token ids; else the raw text column, normalized (lower
+    // case, no punctuation), split into words and mapped to ids (at most 20,000 words, the rest unknown) in front of the
+    // trainer — this candidate's own featurization, while the others read the featurized vector.
+    private static IEstimator<ITransformer> OnTokens(CandidateContext c, Func<CandidateContext, IEstimator<ITransformer>> trainer)
+    {
+        if (c.VocabularySize > 0 || c.TextColumnName is not { } text) return trainer(c);
+        var t = c.Context.Transforms;
+        return t.Text.NormalizeText(TextTokensColumnName, text, keepPunctuations: false)
+            .Append(t.Text.TokenizeIntoWords(TextTokensColumnName))
+            .Append(t.Conversion.MapValueToKey(TextTokensColumnName, maximumNumberOfKeys: 20_000))
+            .Append(trainer(c with { FeatureColumnName = TextTokensColumnName }));
+    }
 }

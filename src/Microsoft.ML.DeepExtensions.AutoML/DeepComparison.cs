@@ -57,6 +57,7 @@ public sealed class DeepComparison
                 _ml.Data.Cache(featurizer?.Transform(p.Train) ?? p.Train),
                 _ml.Data.Cache(featurizer?.Transform(p.Valid) ?? p.Valid));
         }).ToList();
+        var parts = folds.Select(k => (k.Train, k.Valid)).ToList();
         var context = Describe(folds[0].Train.Schema);
 
         // 2. The candidates: classic ones first (fast; the time they leave goes to the deep ones), cheap deep ones next.
@@ -86,6 +87,8 @@ public sealed class DeepComparison
 
         // 3. Each candidate within its share of the time left.
         var finished = new List<LeaderboardEntry>();
+        // Child-process isolation: the folds are written once for the workers (deleted at the end).
+        using var workers = o.Isolation == CandidateIsolation.ChildProcess ? new WorkerPool(_ml, o, parts) : null;
         for (int i = 0; i < planned.Count; i++)
         {
             var f = planned[i];
@@ -106,23 +109,12 @@ public sealed class DeepComparison
                 if (o.CandidateTimeBudget is { } cap && cap < budget) budget = cap;
                 Report(f.Name, i, planned.Count, "started", $"{f.Name}: started (budget {budget.TotalSeconds:F0} s)", clock, null);
                 var watch = Stopwatch.StartNew();
-                try
-                {
-                    RunCandidate(f, context, folds, entry, budget, (stage, message, epoch) => Report(f.Name, i, planned.Count, stage, message, clock, epoch));
-                    entry.Status = CandidateStatus.Completed;
-                }
-                catch (Exception e) when (IsCancellation(e) && o.CancellationToken.IsCancellationRequested)
-                {
-                    (entry.Status, entry.Error) = (CandidateStatus.Cancelled, "cancelled while it was training");
-                }
-                catch (Exception e) when (IsCancellation(e) || e is TimeoutException)
-                {
-                    (entry.Status, entry.Error) = (CandidateStatus.TimedOut, $"stopped at its time budget of {budget.TotalSeconds:0.##} s before it had a model");
-                }
-                catch (Exception e)
-                {
-                    (entry.Status, entry.Error) = (CandidateStatus.Failed, Describe(e));
-                }
+                int index = i;
+                Reporter reporter = (stage, message, epoch) => Report(f.Name, index, planned.Count, stage, message, clock, epoch);
+                if (workers is not null)
+                    entry = workers.Run(f, entry, budget, reporter);
+                else
+                    Attempt(f, context, parts, entry, budget, reporter);
                 entry.TotalSeconds = watch.Elapsed.TotalSeconds;
                 Report(f.Name, i, planned.Count, entry.Status.ToString(),
                     $"{f.Name}: {entry.Status}" + (entry.Error is null ? $" in {entry.TotalSeconds:F1} s" : $": {entry.Error}"), clock, null);
@@ -246,7 +238,7 @@ public sealed class DeepComparison
     }
 
     // The featurized schema → task, sizes and inputs; clear errors before anything trains.
-    private CandidateContext Describe(DataViewSchema schema)
+    internal CandidateContext Describe(DataViewSchema schema)
     {
         var o = Options;
         var label = schema.GetColumnOrNull(o.LabelColumnName) ?? throw new ArgumentException(
@@ -288,9 +280,31 @@ public sealed class DeepComparison
         };
     }
 
-    private delegate void Reporter(string stage, string message, EpochRecord? epoch);
+    internal delegate void Reporter(string stage, string message, EpochRecord? epoch);
 
-    private void RunCandidate(CandidateFactory f, CandidateContext shared, List<Fold> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report)
+    // One candidate in this process: trained, evaluated and measured into entry, its status and reason set either way.
+    internal void Attempt(CandidateFactory f, CandidateContext context, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report)
+    {
+        try
+        {
+            RunCandidate(f, context, folds, entry, budget, report);
+            entry.Status = CandidateStatus.Completed;
+        }
+        catch (Exception e) when (IsCancellation(e) && Options.CancellationToken.IsCancellationRequested)
+        {
+            (entry.Status, entry.Error) = (CandidateStatus.Cancelled, "cancelled while it was training");
+        }
+        catch (Exception e) when (IsCancellation(e) || e is TimeoutException)
+        {
+            (entry.Status, entry.Error) = (CandidateStatus.TimedOut, $"stopped at its time budget of {budget.TotalSeconds:0.##} s before it had a model");
+        }
+        catch (Exception e)
+        {
+            (entry.Status, entry.Error) = (CandidateStatus.Failed, Describe(e));
+        }
+    }
+
+    private void RunCandidate(CandidateFactory f, CandidateContext shared, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report)
     {
         // A context of its own: a classic trainer is stopped at the deadline by cancelling it (evaluation uses the comparison's).
         var c = shared with { Context = new MLContext(shared.Seed) };

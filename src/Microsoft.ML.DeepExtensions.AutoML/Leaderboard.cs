@@ -61,7 +61,10 @@ public sealed class LeaderboardEntry
     /// <summary>Seconds the candidate took in all: search, every fold, evaluation and measurements.</summary>
     public double TotalSeconds { get; set; }
 
-    /// <summary>Peak process working set while the candidate trained (bytes; managed and native memory).</summary>
+    /// <summary>
+    /// Peak working set while the candidate trained (bytes; managed and native memory): its worker process's under
+    /// <see cref="CandidateIsolation.ChildProcess"/>, else this process's (which includes what earlier candidates left).
+    /// </summary>
     public long PeakMemoryBytes { get; set; }
 
     /// <summary>Median single-row latency through a <c>PredictionEngine</c> (milliseconds).</summary>

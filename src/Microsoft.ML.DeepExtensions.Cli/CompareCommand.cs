@@ -35,18 +35,28 @@ internal static class CompareCommand
     private static readonly Option<int> ThreadsOption = Cli.Positive("--threads",
         "Threads per trainer; candidates run one after another, each on all cores by default (1 gives the most comparable timings on a busy machine).", Environment.ProcessorCount);
     private static readonly Option<int> SeedOption = Cli.Positive("--seed", "Seed for the split, the search and the trainers.", 1);
+    private static readonly Option<string> IsolationOption = new("--isolation")
+    {
+        Description = "process: each candidate in a worker process of its own (an abort, a hang or memory beyond the limit costs only that candidate; memory per candidate is its own); none: all in this process.",
+        DefaultValueFactory = _ => "process",
+    };
+    private static readonly Option<int?> MemoryOption = new("--candidate-memory")
+    {
+        HelpName = "MB", Description = "Memory limit per candidate in MB: a network estimated above it fails before it allocates, a worker process above it is killed (default: 80 % of the machine's memory).",
+    };
     private static readonly Option<string> OutputOption = new("--output") { Description = "Folder for leaderboard.csv/.json, report.html and best-model.zip.", HelpName = "DIR", DefaultValueFactory = _ => "compare-output" };
 
     /// <summary>The command, its options and its action.</summary>
     public static System.CommandLine.Command Create()
     {
         TaskOption.AcceptOnlyFromAmong("auto", "binary", "multiclass", "regression");
-        foreach (var o in new[] { TrialsOption, MaxEpochsOption }) o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError($"{o.Name} must be a positive integer."); });
+        IsolationOption.AcceptOnlyFromAmong("process", "none");
+        foreach (var o in new[] { TrialsOption, MaxEpochsOption, MemoryOption }) o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError($"{o.Name} must be a positive integer."); });
         var command = new System.CommandLine.Command("compare", "Deep vs classic ML.NET trainers on the same split: leaderboard, CSV/JSON/HTML report and the best model. " +
                                              "Ctrl-C stops cleanly: the candidate in flight is reported as cancelled and the partial leaderboard is written.")
         {
             DatasetOption, LabelOption, TaskOption, ColumnOption, ImageSizeOption, GrayscaleOption, TimeOption, CandidateTimeOption, CandidatesOption, ImageOption, TextOption,
-            FoldsOption, TrialsOption, MaxEpochsOption, RankByOption, ThreadsOption, SeedOption, OutputOption,
+            FoldsOption, TrialsOption, MaxEpochsOption, RankByOption, ThreadsOption, SeedOption, IsolationOption, MemoryOption, OutputOption,
         };
         command.SetAction(parse => Cli.Guard("compare", () => Compare(parse)));
         return command;
@@ -69,10 +79,11 @@ internal static class CompareCommand
             ImageShape = parse.GetValue(ImageOption),
             Candidates = parse.GetValue(CandidatesOption) is { Length: > 0 } named ? named : null,
             TextColumnName = parse.GetValue(TextOption),
-            Registry = CandidateRegistry.CreateDefault(),
+            Registry = Registry(),
+            CandidateMemoryLimitMegabytes = parse.GetValue(MemoryOption),
         };
-        // The pretrained networks of Microsoft.ML.DeepExtensions.Pretrained join the comparison where their input is offered.
-        foreach (var candidate in PretrainedCandidates.For(PretrainedModels.ResNet18, PretrainedModels.MiniLmL6)) options.Registry.Add(candidate);
+        if (parse.GetValue(IsolationOption) == "process")
+            (options.Isolation, options.WorkerCommand) = (CandidateIsolation.ChildProcess, CandidateWorker.CommandForThisProgram(WorkerCommand.Name));
 
         IDataView data;
         string dataName;
@@ -127,7 +138,8 @@ internal static class CompareCommand
         };
         options.CancellationToken = cts.Token;
 
-        Console.WriteLine($"Budget {options.TimeBudget.TotalSeconds:F0} s; candidates one after another, {options.NumberOfThreads} thread(s) each" +
+        Console.WriteLine($"Budget {options.TimeBudget.TotalSeconds:F0} s; candidates one after another" +
+                          (options.Isolation == CandidateIsolation.ChildProcess ? ", each in a worker process" : "") + $", {options.NumberOfThreads} thread(s) each" +
                           (options.NumberOfThreads == Environment.ProcessorCount ? " (all cores)" : $" of {Environment.ProcessorCount} cores") + $"; reports -> {Path.GetFullPath(output)}");
         var result = Ui.WithProgress(plain, progress =>
         {
@@ -150,6 +162,14 @@ internal static class CompareCommand
             ? $"Best: {best.Name} ({result.RankBy} {best.Metric(result.RankBy):F4}); {result.Elapsed.TotalSeconds:F0} s of the {result.TimeBudget.TotalSeconds:F0} s budget."
             : "No candidate completed.");
         return result.Cancelled ? 130 : 0;
+    }
+
+    /// <summary>The built-in candidates and the pretrained networks of Microsoft.ML.DeepExtensions.Pretrained (they join where their input is offered); workers use the same.</summary>
+    public static CandidateRegistry Registry()
+    {
+        var registry = CandidateRegistry.CreateDefault();
+        foreach (var candidate in PretrainedCandidates.For(PretrainedModels.ResNet18, PretrainedModels.MiniLmL6)) registry.Add(candidate);
+        return registry;
     }
 
     private static Dictionary<string, ColumnRole> Roles(ArgumentResult r)

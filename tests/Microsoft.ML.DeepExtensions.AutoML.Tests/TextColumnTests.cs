@@ -97,6 +97,37 @@ public class TextColumnTests(ITestOutputHelper output)
         File.Delete(unlabelled);
     }
 
+    [Fact]
+    public void Sequence_candidates_read_the_raw_text_as_tokens_while_the_others_read_n_grams()
+    {
+        var ml = new MLContext(1);
+        string path = IssuesFile();
+        var table = TabularData.Load(ml, path, "Area");
+        ComparisonResult Run(string text) => ml.Deep().Comparison(new ComparisonOptions
+        {
+            Featurizer = table.Featurizer, Task = table.Task, TextColumnName = text, Candidates = ["LSTM", "SDCA"], Trials = 1, MaxEpochs = 20,
+            NumberOfThreads = 1, LatencySamples = 20, TimeBudget = TimeSpan.FromMinutes(3), Ensemble = false,
+        }).Run(table.Data);
+
+        // Without a text column the features are n-grams only: no token sequence, so the LSTM does not apply.
+        var withoutText = Run(null).Entries.Single(e => e.Name == "LSTM");
+        Assert.Equal(CandidateStatus.Skipped, withoutText.Status);
+        Assert.Contains("does not apply", withoutText.Error);
+
+        var result = Run("Description");
+        output.WriteLine(result.ToString());
+        var lstm = result.Entries.Single(e => e.Name == "LSTM");
+        Assert.True(lstm.Status == CandidateStatus.Completed, $"{lstm.Status}: {lstm.Error}");
+        // Its model tokenizes the description itself (the vocabulary is learned on the training part) ...
+        var scored = lstm.Model!.GetOutputSchema(table.Featurizer.Fit(table.Data).Transform(table.Data).Schema);
+        Assert.IsType<KeyDataViewType>(((VectorDataViewType)scored[DeepCandidates.TextTokensColumnName].Type).ItemType);
+        // ... and learns from the words: 20 classes, the largest 8 % of the rows; 0.2344 measured (20 epochs from scratch
+        // on 1,263 rows: far below SDCA's n-grams at 0.52, as expected of a network without pretraining on this little text).
+        double accuracy = lstm.Metric(Metrics.MicroAccuracy);
+        Assert.True(accuracy > 0.15, $"LSTM on the description's tokens: {accuracy:F4}");
+        File.Delete(path);
+    }
+
     private sealed class Predicted
     {
         public uint PredictedLabel { get; set; }
