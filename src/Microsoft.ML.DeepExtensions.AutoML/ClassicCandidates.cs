@@ -11,8 +11,8 @@ namespace Microsoft.ML.DeepExtensions.AutoML;
 /// </summary>
 public static class ClassicCandidates
 {
-    /// <summary>All classic candidates.</summary>
-    public static IReadOnlyList<CandidateFactory> All => [LightGbm, FastTree, FastForest, Sdca, Lbfgs, AveragedPerceptron];
+    /// <summary>All classic candidates, the cheapest first (linear models, then trees): a comparison runs them in this order.</summary>
+    public static IReadOnlyList<CandidateFactory> All => [Sdca, Lbfgs, AveragedPerceptron, LightGbm, FastTree, FastForest];
 
     /// <summary>LightGBM gradient-boosted trees, 100 rounds (binary, multiclass, regression).</summary>
     public static CandidateFactory LightGbm { get; } = new()

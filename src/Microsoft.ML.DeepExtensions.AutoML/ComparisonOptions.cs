@@ -30,9 +30,10 @@ public sealed class ComparisonOptions
     public TimeSpan TimeBudget { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
-    /// Budget per candidate. Null (default): classic candidates run first and each may use up to half the time left (a
-    /// classic trainer stopped early has no model; they usually need far less); deep candidates, which keep the epochs
-    /// they finished, share what remains equally. Time a candidate leaves over goes to the later ones.
+    /// Budget per candidate. Null (default): classic candidates run first, the cheapest first, and each may use twice an
+    /// equal share of the time left, at most half of it (a classic trainer stopped early has no model; they usually need
+    /// far less); deep candidates, which keep the epochs they finished, share what remains equally. Time a candidate
+    /// leaves over goes to the later ones.
     /// </summary>
     public TimeSpan? CandidateTimeBudget { get; set; }
 

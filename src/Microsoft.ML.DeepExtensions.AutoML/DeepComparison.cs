@@ -80,10 +80,10 @@ public sealed class DeepComparison
             }
         }
         else planned.AddRange(registry.Candidates.Where(f => f.AppliesTo(context)));
-        // Classic first, then the deep ones in registry order (the built-in families from the cheapest per epoch), so the
-        // time a candidate leaves when it converges goes to the ones after it.
+        // Classic first, then the deep ones, each in registry order (the built-in ones from the cheapest), so the time a
+        // candidate leaves when it finishes or converges goes to the ones after it.
         var order = registry.Candidates.ToList();
-        planned = planned.OrderBy(f => f.Kind == CandidateKind.Deep ? 1 : 0).ThenBy(f => f.Kind == CandidateKind.Deep ? order.IndexOf(f) : 0).ToList();
+        planned = planned.OrderBy(f => f.Kind == CandidateKind.Deep ? 1 : 0).ThenBy(order.IndexOf).ToList();
 
         // 3. Each candidate within its share of the time left.
         var finished = new List<LeaderboardEntry>();
@@ -101,11 +101,13 @@ public sealed class DeepComparison
                 (entry.Status, entry.Error) = (CandidateStatus.Skipped, $"the time budget ({o.TimeBudget.TotalSeconds:F0} s) was spent before it started");
             else
             {
-                // A classic trainer stopped early keeps nothing, so it may use up to half the time left (they usually
-                // need far less); a deep candidate keeps the epochs it finished, so the deep ones share the rest equally.
+                // A classic trainer stopped early keeps nothing, so it may use more than an equal share of the time left
+                // (up to twice, and at most half: they usually need far less, and one slow tree ensemble must not starve
+                // the rest); a deep candidate keeps the epochs it finished, so the deep ones share what remains equally.
+                var share = TimeSpan.FromTicks(left.Ticks / (planned.Count - i));
                 var budget = f.Kind == CandidateKind.Classic && planned.Count - i > 1
-                    ? left / 2
-                    : TimeSpan.FromTicks(left.Ticks / (planned.Count - i));
+                    ? TimeSpan.FromTicks(Math.Min(left.Ticks / 2, share.Ticks * 2))
+                    : share;
                 if (o.CandidateTimeBudget is { } cap && cap < budget) budget = cap;
                 Report(f.Name, i, planned.Count, "started", $"{f.Name}: started (budget {budget.TotalSeconds:F0} s)", clock, null);
                 var watch = Stopwatch.StartNew();

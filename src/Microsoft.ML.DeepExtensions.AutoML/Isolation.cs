@@ -36,7 +36,9 @@ public static class CandidateWorker
         var options = job.Options.ToOptions(registry);
         options.Progress = new ProgressWriter();
         var comparison = new DeepComparison(ml, options);
-        var folds = job.Folds.Select(k => (ml.Data.LoadFromBinary(k[0]), ml.Data.LoadFromBinary(k[1]))).ToList();
+        // Cached like the comparison's own folds: every epoch and trial reads them again.
+        IDataView Load(string path) => ml.Data.Cache(ml.Data.LoadFromBinary(path));
+        var folds = job.Folds.Select(k => (Load(k[0]), Load(k[1]))).ToList();
         var entry = new LeaderboardEntry { Name = job.Candidate, Kind = CandidateKind.Deep };
         if (registry.Find(job.Candidate) is not { } factory)
             (entry.Status, entry.Error) = (CandidateStatus.Failed, $"the worker does not know candidate '{job.Candidate}': its registry differs from the comparison's");
