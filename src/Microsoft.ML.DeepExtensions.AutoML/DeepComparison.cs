@@ -314,13 +314,27 @@ public sealed class DeepComparison
         // Training stops at 90 % of the budget: evaluation and measurements fit in the rest.
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Options.CancellationToken);
         deadline.CancelAfter(budget * 0.9);
+        var started = Stopwatch.StartNew();
+        // Once a deep candidate has its first model, the deadline also leaves room for what follows training — scoring
+        // the validation split twice (metrics, throughput) and up to 3 s of single rows — timed on a sample, so a slow
+        // scorer (a ResNet at 13 ms a row) does not run the candidate past its budget.
+        void ReserveScoringTime(ITransformer first)
+        {
+            long rows;
+            double seconds;
+            try { (rows, seconds) = Measurements.Score(first, _ml.Data.TakeRows(folds[0].Valid, 128)); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }   // no Score column: the default deadline
+            var scoring = TimeSpan.FromSeconds(seconds / Math.Max(rows, 1) * Count(folds[0].Valid) * 2 * folds.Count + 4);
+            var end = budget - scoring - started.Elapsed;
+            if (end < budget * 0.9 - started.Elapsed) deadline.CancelAfter(end > TimeSpan.Zero ? end : TimeSpan.Zero);
+        }
         var epochs = new CallbackProgress<EpochRecord>(r => report("epoch", $"{f.Name}: {r}", r));
 
         // Fold 1: the search (deep) or the one fit (classic).
         ITransformer model;
         CandidateSetup setup;
         if (f.Kind == CandidateKind.Deep)
-            (model, setup, entry.TrainSeconds) = Search(f, c, folds[0].Train, deadline.Token, epochs, entry, report, budget);
+            (model, setup, entry.TrainSeconds) = Search(f, c, folds[0].Train, deadline.Token, epochs, entry, report, budget, ReserveScoringTime);
         else
         {
             setup = new CandidateSetup { Parameters = f.FixedParameters ?? new(), CancellationToken = deadline.Token };
@@ -359,7 +373,7 @@ public sealed class DeepComparison
     // held-out metric. Then, unless MaxEpochs caps the run, the winner trains on with early stopping until it converges
     // or the candidate's time ends: the budget buys epochs.
     private (ITransformer, CandidateSetup, double) Search(CandidateFactory f, CandidateContext c, IDataView train, CancellationToken token,
-        IProgress<EpochRecord> epochs, LeaderboardEntry entry, Reporter report, TimeSpan budget)
+        IProgress<EpochRecord> epochs, LeaderboardEntry entry, Reporter report, TimeSpan budget, Action<ITransformer> firstModel)
     {
         var o = Options;
         int eta = o.HalvingFactor;
@@ -382,7 +396,17 @@ public sealed class DeepComparison
                 {
                     if (token.IsCancellationRequested) break;
                     report("trial", $"{f.Name}: rung {rung + 1}/{rungs}, epochs {t.Epochs + 1}–{e}, {t.Parameters}", null);
-                    if (!Continue(f, c, t, e, null, train, token, epochs)) break;
+                    // The search's first model, one epoch in, times its scoring before the deadline is final; then it
+                    // trains on to e from its checkpoint like any rung.
+                    bool first = best is null && t.Model is null;
+                    if (first && e > 1)
+                    {
+                        if (!Continue(f, c, t, 1, null, train, token, epochs)) break;
+                        firstModel(t.Model!);
+                    }
+                    // (Stopped before another epoch, the first trial still counts with the epoch it has.)
+                    if (!Continue(f, c, t, e, null, train, token, epochs) && !(first && t.Model is not null)) break;
+                    if (first && e == 1) firstModel(t.Model!);
                     entry.Trials.Add(new TrialRecord(rung, t.Epochs, t.Parameters.ToString(), t.Raw, t.Seconds));
                     t.Rung = rung;
                     scored.Add(t);
