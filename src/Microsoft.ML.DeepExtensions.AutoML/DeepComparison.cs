@@ -315,26 +315,38 @@ public sealed class DeepComparison
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Options.CancellationToken);
         deadline.CancelAfter(budget * 0.9);
         var started = Stopwatch.StartNew();
-        // Once a deep candidate has its first model, the deadline also leaves room for what follows training — scoring
-        // the validation split twice (metrics, throughput) and up to 3 s of single rows — timed on a sample, so a slow
-        // scorer (a ResNet at 13 ms a row) does not run the candidate past its budget.
-        void ReserveScoringTime(ITransformer first)
+        // A deep candidate's deadline also leaves room for what follows training — scoring the validation split twice
+        // (metrics, throughput) and up to 3 s of single rows — so a slow scorer (a ResNet at 12 ms a row) does not run
+        // past its budget: estimated after its first epoch (scoring a row taken as half a training step), then timed
+        // on its first model.
+        void ReserveScoringTime(double secondsPerRow)
         {
-            long rows;
-            double seconds;
-            try { (rows, seconds) = Measurements.Score(first, _ml.Data.TakeRows(folds[0].Valid, 128)); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }   // no Score column: the default deadline
-            var scoring = TimeSpan.FromSeconds(seconds / Math.Max(rows, 1) * Count(folds[0].Valid) * 2 * folds.Count + 4);
+            var scoring = TimeSpan.FromSeconds(secondsPerRow * Count(folds[0].Valid) * 2 * folds.Count + 4);
             var end = budget - scoring - started.Elapsed;
             if (end < budget * 0.9 - started.Elapsed) deadline.CancelAfter(end > TimeSpan.Zero ? end : TimeSpan.Zero);
         }
-        var epochs = new CallbackProgress<EpochRecord>(r => report("epoch", $"{f.Name}: {r}", r));
+        bool estimated = false;
+        var epochs = new CallbackProgress<EpochRecord>(r =>
+        {
+            if (!estimated) ReserveScoringTime(r.Seconds / Math.Max(Count(folds[0].Train), 1) / 2);
+            estimated = true;
+            report("epoch", $"{f.Name}: {r}", r);
+        });
+        void TimeScoring(ITransformer first)
+        {
+            try
+            {
+                var (rows, seconds) = Measurements.Score(first, _ml.Data.TakeRows(folds[0].Valid, 128));
+                ReserveScoringTime(seconds / Math.Max(rows, 1));
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { }   // no Score column: the estimate stands
+        }
 
         // Fold 1: the search (deep) or the one fit (classic).
         ITransformer model;
         CandidateSetup setup;
         if (f.Kind == CandidateKind.Deep)
-            (model, setup, entry.TrainSeconds) = Search(f, c, folds[0].Train, deadline.Token, epochs, entry, report, budget, ReserveScoringTime);
+            (model, setup, entry.TrainSeconds) = Search(f, c, folds[0].Train, deadline.Token, epochs, entry, report, budget, TimeScoring);
         else
         {
             setup = new CandidateSetup { Parameters = f.FixedParameters ?? new(), CancellationToken = deadline.Token };
@@ -396,17 +408,8 @@ public sealed class DeepComparison
                 {
                     if (token.IsCancellationRequested) break;
                     report("trial", $"{f.Name}: rung {rung + 1}/{rungs}, epochs {t.Epochs + 1}–{e}, {t.Parameters}", null);
-                    // The search's first model, one epoch in, times its scoring before the deadline is final; then it
-                    // trains on to e from its checkpoint like any rung.
-                    bool first = best is null && t.Model is null;
-                    if (first && e > 1)
-                    {
-                        if (!Continue(f, c, t, 1, null, train, token, epochs)) break;
-                        firstModel(t.Model!);
-                    }
-                    // (Stopped before another epoch, the first trial still counts with the epoch it has.)
-                    if (!Continue(f, c, t, e, null, train, token, epochs) && !(first && t.Model is not null)) break;
-                    if (first && e == 1) firstModel(t.Model!);
+                    if (!Continue(f, c, t, e, null, train, token, epochs)) break;
+                    if (best is null) firstModel(t.Model!);
                     entry.Trials.Add(new TrialRecord(rung, t.Epochs, t.Parameters.ToString(), t.Raw, t.Seconds));
                     t.Rung = rung;
                     scored.Add(t);
