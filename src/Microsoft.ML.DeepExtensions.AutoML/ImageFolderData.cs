@@ -37,7 +37,7 @@ public sealed class ImageFolderData
         foreach (var dir in Directory.GetDirectories(folder).Order(StringComparer.Ordinal))
         {
             var images = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-                .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
+                .Where(IsImagePath).Order(StringComparer.Ordinal).ToList();
             if (images.Count == 0) continue;
             string name = Path.GetFileName(dir);
             classes.Add((name, images.Count));
@@ -46,18 +46,32 @@ public sealed class ImageFolderData
         if (classes.Count < 2)
             throw new InvalidDataException(
                 $"'{folder}' needs at least two sub-folders of images ({string.Join(", ", Extensions)}), one per class; found {classes.Count} with images.");
-        var shape = new ImageShape(grayscale ? 1 : 3, size, size);
-        IEstimator<ITransformer> pixels = ml.Transforms.LoadImages("__image", imageFolder: null, inputColumnName: nameof(ImageRow.ImagePath))
-            .Append(ml.Transforms.ResizeImages("__image", size, size));
-        if (grayscale) pixels = pixels.Append(ml.Transforms.ConvertToGrayscale("__image"));
+        var (pixels, shape) = Pixels(ml, "Features", nameof(ImageRow.ImagePath), imageFolder: null, size, grayscale);
         var featurizer = pixels
-            .Append(ml.Transforms.ExtractPixels("Features", "__image", scaleImage: 1f / 255,
-                colorsToExtract: grayscale ? Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red : Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb))
-            .Append(ml.Transforms.Conversion.MapValueToKey("Label", nameof(ImageRow.Category), keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue))
-            .Append(ml.Transforms.DropColumns("__image"));
+            .Append(ml.Transforms.Conversion.MapValueToKey("Label", nameof(ImageRow.Category), keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue));
         // Shuffled once (seeded), so a validation split takes images of every class.
         var data = ml.Data.ShuffleRows(ml.Data.LoadFromEnumerable(rows), seed: 1);
         return new ImageFolderData { Data = ml.Data.Cache(data), Featurizer = featurizer, Shape = shape, Classes = classes };
+    }
+
+    /// <summary>Whether <paramref name="path"/> names an image file this reader decodes (by its extension).</summary>
+    internal static bool IsImagePath(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
+    /// <summary>
+    /// Image paths in <paramref name="pathColumn"/> (relative to <paramref name="imageFolder"/> unless absolute) → decoded,
+    /// resized to <paramref name="size"/>², in gray or colour, planar pixels in [0, 1] in <paramref name="output"/>.
+    /// </summary>
+    internal static (IEstimator<ITransformer> Pixels, ImageShape Shape) Pixels(MLContext ml, string output, string pathColumn, string? imageFolder, int size, bool grayscale)
+    {
+        string image = $"__image_{output}";
+        IEstimator<ITransformer> pixels = ml.Transforms.LoadImages(image, imageFolder, inputColumnName: pathColumn)
+            .Append(ml.Transforms.ResizeImages(image, size, size));
+        if (grayscale) pixels = pixels.Append(ml.Transforms.ConvertToGrayscale(image));
+        pixels = pixels
+            .Append(ml.Transforms.ExtractPixels(output, image, scaleImage: 1f / 255,
+                colorsToExtract: grayscale ? Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red : Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Rgb))
+            .Append(ml.Transforms.DropColumns(image));
+        return (pixels, new ImageShape(grayscale ? 1 : 3, size, size));
     }
 
     private sealed class ImageRow

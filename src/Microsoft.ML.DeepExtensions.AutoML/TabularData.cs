@@ -15,6 +15,8 @@ public enum ColumnRole
     Text,
     /// <summary>Not a feature (e.g. an identifier: every value distinct).</summary>
     Ignore,
+    /// <summary>Paths of image files (relative to the data file's folder unless absolute): decoded, resized, pixels.</summary>
+    Image,
 }
 
 /// <summary>What <see cref="TabularData.Load"/> decided for one column, and why.</summary>
@@ -59,6 +61,15 @@ public sealed class TabularData
     /// <summary>Free-text feature columns.</summary>
     public IReadOnlyList<string> TextColumns => Columns.Where(c => c.Role == ColumnRole.Text).Select(c => c.Name).ToList();
 
+    /// <summary>Image-path feature columns.</summary>
+    public IReadOnlyList<string> ImageColumns => Columns.Where(c => c.Role == ColumnRole.Image).Select(c => c.Name).ToList();
+
+    /// <summary>
+    /// When one image column is the only feature: the shape of its pixels in <c>Features</c> — give it to
+    /// <see cref="ComparisonOptions.ImageShape"/> so the image candidates (CNN, ViT, ResNet18) run; null otherwise.
+    /// </summary>
+    public ImageShape? ImageShape { get; init; }
+
     /// <summary>Every column but the label: its role and the reason.</summary>
     public required IReadOnlyList<ColumnDecision> Columns { get; init; }
 
@@ -68,7 +79,7 @@ public sealed class TabularData
     /// <summary>One line describing what was inferred.</summary>
     public override string ToString() =>
         $"{Task}: label '{LabelColumn}'" + (PositiveClass is null ? "" : $" (positive: '{PositiveClass}')") +
-        $", {NumericColumns.Count} numeric, {CategoricalColumns.Count} categorical and {TextColumns.Count} text feature columns" +
+        $", {NumericColumns.Count} numeric, {CategoricalColumns.Count} categorical, {TextColumns.Count} text" + (ImageColumns.Count > 0 ? $", {ImageColumns.Count} image" : "") + " feature columns" +
         (Columns.Count(c => c.Role == ColumnRole.Ignore) is int n and > 0 ? $", {n} ignored" : "");
 
     /// <summary>
@@ -77,10 +88,12 @@ public sealed class TabularData
     /// column's role is inferred from the first <paramref name="sampleRows"/> rows — numbers are numeric; strings of
     /// several words with mostly distinct values are text; an all-distinct integer sequence, an all-distinct single-word
     /// column or an all-distinct column named like an id ("ID", "user_id", "OrderId") is ignored; other strings are
-    /// categorical — unless <paramref name="roles"/> names it (case-insensitive).
+    /// categorical; paths of image files (.png, .jpg, .jpeg, .bmp) are images, read relative to the file's folder and
+    /// resized to <paramref name="imageSize"/>² (in gray with <paramref name="grayscaleImages"/>) — unless
+    /// <paramref name="roles"/> names it (case-insensitive).
     /// </summary>
     public static TabularData Load(MLContext ml, string path, string label, DeepTask task = DeepTask.Auto, char? separator = null, int sampleRows = 5000,
-        IReadOnlyDictionary<string, ColumnRole>? roles = null)
+        IReadOnlyDictionary<string, ColumnRole>? roles = null, int imageSize = 32, bool grayscaleImages = false)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Data file '{path}' was not found.", path);
         var lines = File.ReadLines(path).Where(l => l.Trim().Length > 0).Take(sampleRows + 1).ToList();
@@ -117,6 +130,8 @@ public sealed class TabularData
         var decisions = Enumerable.Range(0, width).Where(i => i != labelIndex)
             .Select(i => asked.TryGetValue(names[i], out var role) ? new ColumnDecision(names[i], role, "asked for") : Infer(names[i], sample.Select(r => r[i]).ToList(), numeric[i]))
             .ToList();
+        if (decisions.FirstOrDefault(d => d.Role == ColumnRole.Image && numeric[Array.IndexOf(names, d.Name)]) is { } numbers)
+            throw new ArgumentException($"Column '{numbers.Name}' cannot be an image column: it holds numbers, not image file paths.", nameof(roles));
         if (decisions.FirstOrDefault(d => d.Role == ColumnRole.Numeric && !numeric[Array.IndexOf(names, d.Name)]) is { } notNumbers)
             throw new ArgumentException($"Column '{notNumbers.Name}' cannot be numeric: it holds text (e.g. '{sample.Select(r => r[Array.IndexOf(names, notNumbers.Name)]).First(v => !IsNumber(v) && !IsMissing(v))}').", nameof(roles));
         var numericColumns = decisions.Where(d => d.Role == ColumnRole.Numeric).Select(d => d.Name).ToList();
@@ -181,13 +196,26 @@ public sealed class TabularData
             pipeline = pipeline.Append(ml.Transforms.Text.FeaturizeText(output, name));
             parts.Add(output);
         }
+        ImageShape? shape = null;
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        foreach (var name in decisions.Where(d => d.Role == ColumnRole.Image).Select(d => d.Name))
+        {
+            int col = Array.IndexOf(names, name);
+            if (sample.Select(r => r[col]).FirstOrDefault(v => !IsMissing(v) && !File.Exists(Path.Combine(folder, v))) is { } lost)
+                throw new FileNotFoundException($"Image column '{name}': '{lost}' was not found (paths are read relative to '{folder}').", Path.Combine(folder, lost));
+            string output = $"__pixels_{parts.Count}";
+            (var pixels, shape) = ImageFolderData.Pixels(ml, output, name, folder, imageSize, grayscaleImages);
+            pipeline = pipeline.Append(pixels);
+            parts.Add(output);
+        }
+        if (parts.Count != 1) shape = null;   // pixels beside other features are not one image
         if (parts.Count == 0) throw new ArgumentException($"'{Path.GetFileName(path)}' has no feature column besides the label '{labelName}'.", nameof(path));
         pipeline = pipeline.Append(ml.Transforms.Concatenate("Features", parts.ToArray()));
 
         return new TabularData
         {
             Data = data, Loader = loader, Featurizer = pipeline, Task = task, LabelColumn = labelName,
-            NumericColumns = numericColumns, CategoricalColumns = categorical, Columns = decisions, PositiveClass = positive,
+            NumericColumns = numericColumns, CategoricalColumns = categorical, Columns = decisions, PositiveClass = positive, ImageShape = shape,
         };
     }
 
@@ -208,6 +236,8 @@ public sealed class TabularData
                 ? new(name, ColumnRole.Ignore, $"an identifier: a sequence of {present.Count:N0} distinct integers")
                 : new(name, ColumnRole.Numeric, $"numbers, {distinct:N0} distinct");
         }
+        if (present.Count > 0 && present.All(ImageFolderData.IsImagePath))
+            return new(name, ColumnRole.Image, $"image paths: all {present.Count:N0} sampled values end in an image extension");
         double words = present.Count == 0 ? 0 : present.Average(x => x.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length);
         if (words >= 3 && distinct >= 0.5 * present.Count)
             return new(name, ColumnRole.Text, $"free text: {words:F1} words per value, {distinct:N0} of {present.Count:N0} distinct");

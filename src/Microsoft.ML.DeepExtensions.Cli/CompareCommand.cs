@@ -14,8 +14,8 @@ internal static class CompareCommand
         Description = "CSV or TSV file (header detected, separator guessed), or a folder with one sub-folder of images per class. Without it: the embedded Fashion-MNIST 10k split, CNN and MLP vs LightGBM and SDCA.",
         HelpName = "FILE|FOLDER",
     };
-    private static readonly Option<int> ImageSizeOption = Cli.Positive("--image-size", "With an image folder: the side images are resized to.", 32);
-    private static readonly Option<bool> GrayscaleOption = new("--grayscale") { Description = "With an image folder: read the images in gray (one channel)." };
+    private static readonly Option<int> ImageSizeOption = Cli.Positive("--image-size", "With an image folder or an image-path column: the side images are resized to.", 32);
+    private static readonly Option<bool> GrayscaleOption = new("--grayscale") { Description = "With an image folder or an image-path column: read the images in gray (one channel)." };
     private static readonly Option<string?> LabelOption = new("--label") { Description = "Label column: a name (case-insensitive) or a 0-based index; required with --dataset.", HelpName = "COLUMN" };
     private static readonly Option<string> TaskOption = new("--task") { Description = "The task; auto infers it from the label.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<TimeSpan> TimeOption = new("--time") { Description = "Time budget for the whole run: seconds, or 90s, 5m, 1h.", HelpName = "DURATION", DefaultValueFactory = _ => TimeSpan.FromSeconds(240), CustomParser = r => Cli.Duration(r) };
@@ -25,7 +25,7 @@ internal static class CompareCommand
     private static readonly Option<string?> TextOption = new("--text") { Description = "The raw text column for all-MiniLM-L6-v2 (fine-tuned, and embeddings + SDCA); default: the longest free-text column found.", HelpName = "COLUMN" };
     private static readonly Option<Dictionary<string, ColumnRole>> ColumnOption = new("--column")
     {
-        Description = "A column's role instead of the inferred one: NAME=numeric|categorical|text|ignore (repeatable).",
+        Description = "A column's role instead of the inferred one: NAME=numeric|categorical|text|image|ignore (repeatable).",
         HelpName = "NAME=ROLE", AllowMultipleArgumentsPerToken = false, CustomParser = Roles, DefaultValueFactory = _ => new(),
     };
     private static readonly Option<int> FoldsOption = Cli.Positive("--folds", "k-fold cross-validation (1: one 80/20 validation split).", 1);
@@ -92,17 +92,14 @@ internal static class CompareCommand
             var images = ImageFolderData.Load(ml, folder, parse.GetValue(ImageSizeOption), parse.GetValue(GrayscaleOption));
             Console.WriteLine($"Data: {folder}: {images}");
             (data, options.Featurizer, options.ImageShape, dataName) = (images.Data, images.Featurizer, images.Shape, Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)));
-            // Every candidate that reads pixel vectors or images, but not the FT-Transformer (one token per pixel).
-            options.Candidates ??= options.Registry.Candidates
-                .Where(f => (f.Inputs & (CandidateInputs.Vector | CandidateInputs.Image)) != 0 && (f.Inputs & (CandidateInputs.Tokens | CandidateInputs.Text)) == 0)
-                .Where(f => f.Name != "FT-Transformer" && f.Tasks.Contains(DeepTask.MulticlassClassification))   // the label is a key: multiclass
-                .Select(f => f.Name).ToList();
+            options.Candidates ??= ImageCandidates(options.Registry, DeepTask.MulticlassClassification);   // the label is a key: multiclass
             options.Trials = parse.GetValue(TrialsOption) ?? 4;
         }
         else if (parse.GetValue(DatasetOption) is { } path)
         {
             var label = parse.GetValue(LabelOption) ?? throw new ArgumentException("--dataset needs --label COLUMN (a name or a 0-based index).");
-            var table = TabularData.Load(ml, path, label, Task(parse.GetValue(TaskOption)!), roles: parse.GetValue(ColumnOption));
+            var table = TabularData.Load(ml, path, label, Task(parse.GetValue(TaskOption)!), roles: parse.GetValue(ColumnOption),
+                imageSize: parse.GetValue(ImageSizeOption), grayscaleImages: parse.GetValue(GrayscaleOption));
             Console.WriteLine($"Data: {path}: {table}");
             foreach (var column in table.Columns) Console.WriteLine($"  {column}");
             if (options.TextColumnName is null && table.TextColumns.Count > 0)
@@ -111,6 +108,12 @@ internal static class CompareCommand
                 Console.WriteLine($"  (the pretrained text candidates read '{options.TextColumnName}'; --text chooses another, --column NAME=ROLE overrides a role)");
             }
             (data, options.Featurizer, options.Task, dataName) = (table.Data, table.Featurizer, table.Task, Path.GetFileName(path));
+            if (table.ImageShape is { } shape && options.ImageShape is null)
+            {
+                options.ImageShape = shape;
+                options.Candidates ??= ImageCandidates(options.Registry, table.Task);
+                Console.WriteLine($"  (the pixels of '{table.ImageColumns[0]}' are a {shape.Channels}×{shape.Height}×{shape.Width} image: the image candidates run; --image-size and --grayscale change it)");
+            }
             options.Trials = parse.GetValue(TrialsOption) ?? 4;
         }
         else
@@ -164,6 +167,12 @@ internal static class CompareCommand
         return result.Cancelled ? 130 : 0;
     }
 
+    // Every candidate that reads pixel vectors or images for the task, but not the FT-Transformer (one token per pixel).
+    private static List<string> ImageCandidates(CandidateRegistry registry, DeepTask task) => registry.Candidates
+        .Where(f => (f.Inputs & (CandidateInputs.Vector | CandidateInputs.Image)) != 0 && (f.Inputs & (CandidateInputs.Tokens | CandidateInputs.Text)) == 0)
+        .Where(f => f.Name != "FT-Transformer" && f.Tasks.Contains(task))
+        .Select(f => f.Name).ToList();
+
     /// <summary>The built-in candidates and the pretrained networks of Microsoft.ML.DeepExtensions.Pretrained (they join where their input is offered); workers use the same.</summary>
     public static CandidateRegistry Registry()
     {
@@ -179,7 +188,7 @@ internal static class CompareCommand
         {
             int eq = token.LastIndexOf('=');
             if (eq > 0 && Enum.TryParse<ColumnRole>(token[(eq + 1)..], ignoreCase: true, out var role) && Enum.IsDefined(role)) roles[token[..eq]] = role;
-            else r.AddError($"--column must be NAME=numeric|categorical|text|ignore; got '{token}'.");
+            else r.AddError($"--column must be NAME=numeric|categorical|text|image|ignore; got '{token}'.");
         }
         return roles;
     }

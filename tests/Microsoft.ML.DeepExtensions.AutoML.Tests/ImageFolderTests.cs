@@ -14,20 +14,61 @@ public class ImageFolderTests(ITestOutputHelper output)
         public string Category { get; set; } = "";
     }
 
-    [Fact]
-    public void A_folder_of_images_per_class_is_compared_and_the_best_model_scores_an_image_path()
+    // 3 classes × 120 Fashion-MNIST images written as PNG files, one sub-folder per class; (relative path, class) per image.
+    private static List<(string Path, string Class)> WriteImages(string root)
     {
-        // 3 classes × 120 Fashion-MNIST images written as PNG files, one sub-folder per class.
         var images = FashionMnist.Read(FashionMnist.FindDirectory("t10k"), "t10k", limit: 2000);
-        string root = Directory.CreateTempSubdirectory("image-folder-").FullName;
+        var written = new List<(string, string)>();
         foreach (int label in new[] { 0, 1, 8 })   // T-shirt/top, Trouser, Bag
             foreach (var (image, i) in images.Where(x => x.Label == label).Take(120).Select((x, i) => (x, i)))
             {
-                string dir = Directory.CreateDirectory(Path.Combine(root, FashionMnist.ClassNames[label].Replace('/', '-'))).FullName;
+                string name = FashionMnist.ClassNames[label].Replace('/', '-');
+                string dir = Directory.CreateDirectory(Path.Combine(root, name)).FullName;
                 var rgba = image.Pixels.SelectMany(p => new[] { p, p, p, (byte)255 }).ToArray();
                 using var png = MLImage.CreateFromPixels(FashionMnist.Side, FashionMnist.Side, MLPixelFormat.Rgba32, rgba);
                 png.Save(Path.Combine(dir, $"{i:D3}.png"));
+                written.Add(($"{name}/{i:D3}.png", name));
             }
+        return written;
+    }
+
+    [Fact]
+    public void A_csv_with_an_image_path_column_feeds_the_image_candidates()
+    {
+        string root = Directory.CreateTempSubdirectory("image-column-").FullName;
+        var images = WriteImages(root);
+        // A file like a labelling tool's export: an id, the image's path relative to the file, the class.
+        string csv = Path.Combine(root, "labels.csv");
+        File.WriteAllLines(csv, ["Id,Photo,Category", .. images.Select((x, i) => $"{i + 1},{x.Path},{x.Class}")]);
+
+        var ml = new MLContext(1);
+        var table = TabularData.Load(ml, csv, "Category", imageSize: 28, grayscaleImages: true);
+        foreach (var c in table.Columns) output.WriteLine(c.ToString());
+        Assert.Equal(["Photo"], table.ImageColumns);
+        Assert.Equal(ColumnRole.Ignore, table.Columns.Single(c => c.Name == "Id").Role);
+        Assert.Equal(new ImageShape(1, 28, 28), table.ImageShape);
+
+        var result = ml.Deep().Comparison(new ComparisonOptions
+        {
+            Featurizer = table.Featurizer, Task = table.Task, ImageShape = table.ImageShape, Candidates = ["CNN", "SDCA"], Trials = 1, MaxEpochs = 4,
+            NumberOfThreads = 1, LatencySamples = 20, TimeBudget = TimeSpan.FromSeconds(90), Ensemble = false,
+        }).Run(ml.Data.ShuffleRows(table.Data, seed: 1));
+        output.WriteLine(result.ToString());
+        foreach (var e in result.Entries)
+            Assert.True(e.Metric(Metrics.MicroAccuracy) > 0.8, $"{e.Name}: {e.Status} {e.Error} {e.Metric(Metrics.MicroAccuracy):F4}");   // chance 0.33
+
+        // A missing image is named before anything trains.
+        File.AppendAllLines(csv, ["999,Bag/missing.png,Bag"]);
+        var gone = Assert.Throws<FileNotFoundException>(() => TabularData.Load(ml, csv, "Category"));
+        Assert.Contains("Image column 'Photo': 'Bag/missing.png' was not found", gone.Message);
+        Directory.Delete(root, recursive: true);
+    }
+
+    [Fact]
+    public void A_folder_of_images_per_class_is_compared_and_the_best_model_scores_an_image_path()
+    {
+        string root = Directory.CreateTempSubdirectory("image-folder-").FullName;
+        WriteImages(root);
         File.WriteAllText(Path.Combine(root, "README.txt"), "not an image");   // ignored: neither a folder nor an image
 
         var ml = new MLContext(1);
