@@ -134,7 +134,7 @@ public sealed class DeepComparison
             {
                 if (AutoML.Ensemble.Build(_ml, completed, folds[0].Valid, folds[0].Train.Schema, context.Task, context.LabelColumnName) is { } built)
                 {
-                    Measurements.Measure(_ml, built.Model, folds[0].Train.Schema, folds[0].Valid, context, o.LatencySamples, built.Entry);
+                    Measurements.Measure(_ml, built.Model, folds[0].Train.Schema, folds[0].Valid, context, o.LatencySamples, built.Entry, measureThroughput: false);
                     built.Entry.Status = CandidateStatus.Completed;
                     built.Entry.TotalSeconds += watch.Elapsed.TotalSeconds;   // its members' totals, and its own measurements
                     finished.Add(built.Entry);
@@ -284,12 +284,14 @@ public sealed class DeepComparison
 
     internal delegate void Reporter(string stage, string message, EpochRecord? epoch);
 
-    // One candidate in this process: trained, evaluated and measured into entry, its status and reason set either way.
-    internal void Attempt(CandidateFactory f, CandidateContext context, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report)
+    // One candidate in this process: trained, evaluated and measured into entry, its status and reason set either way;
+    // its model is saved at modelPath when one is given (a worker's result), else to a temporary file for its size.
+    internal void Attempt(CandidateFactory f, CandidateContext context, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report,
+        string? modelPath = null)
     {
         try
         {
-            RunCandidate(f, context, folds, entry, budget, report);
+            RunCandidate(f, context, folds, entry, budget, report, modelPath);
             entry.Status = CandidateStatus.Completed;
         }
         catch (Exception e) when (IsCancellation(e) && Options.CancellationToken.IsCancellationRequested)
@@ -306,7 +308,8 @@ public sealed class DeepComparison
         }
     }
 
-    private void RunCandidate(CandidateFactory f, CandidateContext shared, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report)
+    private void RunCandidate(CandidateFactory f, CandidateContext shared, IReadOnlyList<(IDataView Train, IDataView Valid)> folds, LeaderboardEntry entry, TimeSpan budget, Reporter report,
+        string? modelPath)
     {
         // A context of its own: a classic trainer is stopped at the deadline by cancelling it (evaluation uses the comparison's).
         var c = shared with { Context = new MLContext(shared.Seed) };
@@ -315,13 +318,14 @@ public sealed class DeepComparison
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Options.CancellationToken);
         deadline.CancelAfter(budget * 0.9);
         var started = Stopwatch.StartNew();
-        // A deep candidate's deadline also leaves room for what follows training — scoring the validation split twice
-        // (metrics, throughput) and up to 3 s of single rows — so a slow scorer (a ResNet at 12 ms a row) does not run
-        // past its budget: estimated after its first epoch (scoring a row taken as half a training step), then timed
-        // on its first model.
+        // A deep candidate's deadline also leaves room for what follows training — scoring the validation split (metrics,
+        // and the throughput of a slow model), up to 3 s of single rows, saving the model — so a slow scorer (a ResNet
+        // at 8 ms a row) does not run past its budget: estimated after its first epoch (scoring a row taken as half a
+        // training step), then timed on its first model (after one epoch: see Search).
         void ReserveScoringTime(double secondsPerRow)
         {
-            var scoring = TimeSpan.FromSeconds(secondsPerRow * Count(folds[0].Valid) * 2 * folds.Count + 4);
+            double rows = Count(folds[0].Valid) * folds.Count + 20;   // every fold's validation rows and the latency warm-up
+            var scoring = TimeSpan.FromSeconds(secondsPerRow * rows + Math.Min(3, 2 * secondsPerRow * Options.LatencySamples) + 3);
             var end = budget - scoring - started.Elapsed;
             if (end < budget * 0.9 - started.Elapsed) deadline.CancelAfter(end > TimeSpan.Zero ? end : TimeSpan.Zero);
         }
@@ -363,8 +367,13 @@ public sealed class DeepComparison
             entry.Device = deep.Device.ToString();
         }
 
-        // Every fold's metrics (k-fold: the chosen configuration refitted on each fold), averaged.
-        var perFold = new List<Dictionary<string, double>> { Metrics.Evaluate(_ml, model.Transform(folds[0].Valid), c.Task, c.LabelColumnName) };
+        // Every fold's metrics (k-fold: the chosen configuration refitted on each fold), averaged. Fold 1's validation
+        // rows are scored once, cached: the metrics, the scores the ensemble averages and (for a slow model) the throughput.
+        var watch = Stopwatch.StartNew();
+        var scored = _ml.Data.Cache(model.Transform(folds[0].Valid));
+        var perFold = new List<Dictionary<string, double>> { Metrics.Evaluate(_ml, scored, c.Task, c.LabelColumnName) };
+        var pass = (Rows: Count(folds[0].Valid), watch.Elapsed.TotalSeconds);
+        entry.ValidationScores = Ensemble.Scores(scored, c.Task);
         for (int k = 1; k < folds.Count; k++)
         {
             report("fold", $"{f.Name}: fold {k + 1}/{folds.Count}", null);
@@ -377,7 +386,7 @@ public sealed class DeepComparison
         entry.PeakMemoryBytes = memory.Peak;
 
         report("measuring", $"{f.Name}: measuring latency, throughput and size", null);
-        Measurements.Measure(_ml, model, folds[0].Train.Schema, folds[0].Valid, c, Options.LatencySamples, entry);
+        Measurements.Measure(_ml, model, folds[0].Train.Schema, folds[0].Valid, c, Options.LatencySamples, entry, pass, modelPath: modelPath);
     }
 
     // Random search with successive halving, warm-started: every configuration trains a few epochs; the best 1/η go on
@@ -408,12 +417,22 @@ public sealed class DeepComparison
                 {
                     if (token.IsCancellationRequested) break;
                     report("trial", $"{f.Name}: rung {rung + 1}/{rungs}, epochs {t.Epochs + 1}–{e}, {t.Parameters}", null);
-                    if (!Continue(f, c, t, e, null, train, token, epochs)) break;
-                    if (best is null) firstModel(t.Model!);
+                    // The first model times scoring for the deadline; a single configuration would give it only at its
+                    // full length, so it stops after one epoch for that and then continues from its checkpoint.
+                    bool split = best is null && configs.Count == 1 && e > 1;
+                    if (split)
+                    {
+                        if (!Continue(f, c, t, 1, KeepBest, train, token, epochs)) break;
+                        firstModel(t.Model!);
+                    }
+                    bool finished = Continue(f, c, t, e, KeepBest, train, token, epochs);
+                    if (!finished && !split) break;
+                    if (best is null && !split) firstModel(t.Model!);
                     entry.Trials.Add(new TrialRecord(rung, t.Epochs, t.Parameters.ToString(), t.Raw, t.Seconds));
                     t.Rung = rung;
                     scored.Add(t);
                     if (best is null || rung > best.Rung || t.Score > best.Score) best = t;
+                    if (!finished) break;
                 }
                 foreach (var t in trials.Where(t => t != best)) t.Release();
                 if (token.IsCancellationRequested) break;
@@ -439,6 +458,11 @@ public sealed class DeepComparison
             try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
+
+    // A rung never stops early, but a trial whose deadline cancels it part-way through an epoch keeps its best
+    // validated epoch, not the weights of half an epoch (at the moment a pretrained backbone unfreezes, those can be
+    // far worse than the epoch before).
+    private static readonly EarlyStoppingOptions KeepBest = new() { Patience = int.MaxValue, RestoreBestWeights = true };
 
     /// <summary>
     /// Trains <paramref name="t"/> on to <paramref name="epochs"/> in total, from its last checkpoint; false when the

@@ -27,11 +27,11 @@ internal static class Ensemble
         IDataView valid, DataViewSchema inputSchema, DeepTask task, string label)
     {
         var watch = Stopwatch.StartNew();
-        string column = task == DeepTask.BinaryClassification ? "Probability" : "Score";
+        string column = ScoreColumn(task);
         var members = candidates.Where(e => e.Model is not null && e.Model.GetOutputSchema(inputSchema).GetColumnOrNull(column) is not null).ToList();
         if (members.Count < 2) return null;
         var truth = Labels(valid, label, task);
-        var predictions = members.Select(e => Scores(e.Model!.Transform(valid), column, task)).ToList();
+        var predictions = members.Select(e => e.ValidationScores ?? Scores(e.Model!.Transform(valid), task)!).ToList();
         int n = truth.Length, k = predictions[0][0].Length;
         if (predictions.Any(p => p.Length != n || p[0].Length != k)) return null;
 
@@ -59,6 +59,8 @@ internal static class Ensemble
             TrainSeconds = kept.Sum(i => members[i].TrainSeconds) + watch.Elapsed.TotalSeconds,
             TotalSeconds = kept.Sum(i => members[i].TotalSeconds) + watch.Elapsed.TotalSeconds,
             PeakMemoryBytes = kept.Max(i => members[i].PeakMemoryBytes),
+            // Its members score one after another: their seconds per row add up (the averaging itself is negligible).
+            ThroughputRowsPerSecond = 1 / kept.Sum(i => 1 / members[i].ThroughputRowsPerSecond),
             Device = string.Join("+", kept.Select(i => members[i].Device).Distinct()),
         };
         return (entry, model);
@@ -139,10 +141,13 @@ internal static class Ensemble
         return values.ToArray();
     }
 
-    /// <summary>Each row's probabilities (multiclass), probability (binary) or value (regression), as a vector.</summary>
-    private static float[][] Scores(IDataView scored, string name, DeepTask task)
+    /// <summary>The column the ensemble averages: the probability (binary) or the score.</summary>
+    internal static string ScoreColumn(DeepTask task) => task == DeepTask.BinaryClassification ? "Probability" : "Score";
+
+    /// <summary>Each row's probabilities (multiclass), probability (binary) or value (regression), as a vector; null without that column.</summary>
+    internal static float[][]? Scores(IDataView scored, DeepTask task)
     {
-        var column = scored.Schema[name];
+        if (scored.Schema.GetColumnOrNull(ScoreColumn(task)) is not { } column) return null;
         var rows = new List<float[]>();
         using var cursor = scored.GetRowCursor([column]);
         if (task == DeepTask.MulticlassClassification)

@@ -16,6 +16,7 @@ public static class CandidateWorker
     internal const string ProgressPrefix = "@deepext-progress ";
     internal const string ResultFile = "entry.json";
     internal const string ModelFile = "model.zip";
+    internal const string ScoresFile = "scores.json";
 
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -39,16 +40,18 @@ public static class CandidateWorker
         // Cached like the comparison's own folds: every epoch and trial reads them again.
         IDataView Load(string path) => ml.Data.Cache(ml.Data.LoadFromBinary(path));
         var folds = job.Folds.Select(k => (Load(k[0]), Load(k[1]))).ToList();
-        var entry = new LeaderboardEntry { Name = job.Candidate, Kind = CandidateKind.Deep };
+        var entry = new LeaderboardEntry { Name = job.Candidate, Kind = job.Kind };
         if (registry.Find(job.Candidate) is not { } factory)
             (entry.Status, entry.Error) = (CandidateStatus.Failed, $"the worker does not know candidate '{job.Candidate}': its registry differs from the comparison's");
         else
         {
             entry = new LeaderboardEntry { Name = factory.Name, Kind = factory.Kind };
+            // The model is saved where the comparison reads it back, once: its size is measured on that file.
             comparison.Attempt(factory, comparison.Describe(folds[0].Item1.Schema), folds, entry, TimeSpan.FromSeconds(job.BudgetSeconds),
-                (stage, message, epoch) => options.Progress.Report(new ComparisonProgress(factory.Name, 0, 1, stage, message, TimeSpan.Zero, options.TimeBudget) { Epoch = epoch }));
+                (stage, message, epoch) => options.Progress.Report(new ComparisonProgress(factory.Name, 0, 1, stage, message, TimeSpan.Zero, options.TimeBudget) { Epoch = epoch }),
+                Path.Combine(job.Output, ModelFile));
         }
-        if (entry.Model is { } model) ml.Model.Save(model, folds[0].Item1.Schema, Path.Combine(job.Output, ModelFile));
+        if (entry.ValidationScores is { } scores) File.WriteAllText(Path.Combine(job.Output, ScoresFile), JsonSerializer.Serialize(scores, Json));
         // Hyper-parameters travel as text (they are shown, not reused); the learning curve travels inside the model.
         entry.Parameters = new HyperParameters(entry.Parameters.ToDictionary(p => p.Key, p => (object)HyperParameters.Format(p.Value)));
         entry.History = null;
@@ -82,7 +85,7 @@ public static class CandidateWorker
 internal sealed record ProgressLine(string Stage, string Message, EpochRecord? Epoch);
 
 /// <summary>What a worker is asked to do: one candidate, the folds' files, the options that shape its run.</summary>
-internal sealed record WorkerJob(string Candidate, string[][] Folds, string Output, double BudgetSeconds, WorkerOptions Options);
+internal sealed record WorkerJob(string Candidate, CandidateKind Kind, string[][] Folds, string Output, double BudgetSeconds, WorkerOptions Options);
 
 /// <summary>The options a candidate's run reads (the rest stay with the comparison).</summary>
 internal sealed record WorkerOptions(string LabelColumnName, string FeatureColumnName, DeepTask Task, ImageShape? ImageShape, string? TextColumnName,
@@ -116,19 +119,20 @@ internal sealed class WorkerPool : IDisposable
     public WorkerPool(MLContext ml, ComparisonOptions options, IReadOnlyList<(IDataView Train, IDataView Valid)> folds)
     {
         (_ml, _options) = (ml, options);
+        MemoryLimitBytes = options.CandidateMemoryLimitMegabytes is int mb ? mb * MB : (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
         Directory.CreateDirectory(_root);
         _folds = folds.Select((k, i) => new[] { Write(k.Train, $"fold{i + 1}-train.idv"), Write(k.Valid, $"fold{i + 1}-valid.idv") }).ToArray();
     }
 
     /// <summary>The most resident memory a worker may use: the candidate limit, else 80 % of the machine's memory.</summary>
-    public long MemoryLimitBytes => _options.CandidateMemoryLimitMegabytes is int mb ? mb * MB : (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
+    public long MemoryLimitBytes { get; }
 
     public LeaderboardEntry Run(CandidateFactory f, LeaderboardEntry entry, TimeSpan budget, DeepComparison.Reporter report)
     {
         string dir = Path.Combine(_root, $"job{++_jobs}");
         Directory.CreateDirectory(dir);
         string jobPath = Path.Combine(dir, "job.json");
-        File.WriteAllText(jobPath, JsonSerializer.Serialize(new WorkerJob(f.Name, _folds, dir, budget.TotalSeconds, WorkerOptions.From(_options)), CandidateWorker.Json));
+        File.WriteAllText(jobPath, JsonSerializer.Serialize(new WorkerJob(f.Name, f.Kind, _folds, dir, budget.TotalSeconds, WorkerOptions.From(_options)), CandidateWorker.Json));
 
         var command = _options.WorkerCommand!;
         var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -200,6 +204,8 @@ internal sealed class WorkerPool : IDisposable
             using var stream = File.OpenRead(modelPath);
             read.Model = _ml.Model.Load(stream, out _);
             read.History = DeepComparison.FindDeep(read.Model)?.History;
+            string scores = Path.Combine(dir, CandidateWorker.ScoresFile);
+            if (File.Exists(scores)) read.ValidationScores = JsonSerializer.Deserialize<float[][]>(File.ReadAllText(scores), CandidateWorker.Json);
         }
         return read;
     }

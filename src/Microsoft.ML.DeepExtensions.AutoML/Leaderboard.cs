@@ -95,6 +95,13 @@ public sealed class LeaderboardEntry
     [JsonIgnore]
     public ITransformer? Model { get; set; }
 
+    /// <summary>
+    /// The model's scores on fold 1's validation rows (per row: the class probabilities, the probability or the value),
+    /// kept from its evaluation so the weighted ensemble does not score every member again; null when it has none.
+    /// </summary>
+    [JsonIgnore]
+    internal float[][]? ValidationScores { get; set; }
+
     /// <summary>The value of <paramref name="metric"/>, NaN when absent.</summary>
     public double Metric(string metric) => Metrics.TryGetValue(metric, out var v) ? v : double.NaN;
 

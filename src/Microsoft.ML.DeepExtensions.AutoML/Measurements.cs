@@ -7,7 +7,15 @@ namespace Microsoft.ML.DeepExtensions.AutoML;
 /// <summary>Latency, throughput and size of a fitted candidate, measured the same way for deep and classic ones.</summary>
 internal static class Measurements
 {
-    public static void Measure(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry)
+    /// <summary>
+    /// Latency, throughput and size into <paramref name="entry"/>. A scoring pass over <paramref name="valid"/> already
+    /// made (the evaluation's) stands for the throughput when it took a second or more — its evaluator costs are then
+    /// a percent or less — so a slow model is not scored twice; a quick one gets a pass of its own. Without a pass and
+    /// with <paramref name="measureThroughput"/> false, the throughput is left to the caller. The size is that of the
+    /// model saved at <paramref name="modelPath"/> (kept), or in a temporary file.
+    /// </summary>
+    public static void Measure(MLContext ml, ITransformer model, DataViewSchema trainSchema, IDataView valid, CandidateContext c, int samples, LeaderboardEntry entry,
+        (long Rows, double Seconds)? pass = null, bool measureThroughput = true, string? modelPath = null)
     {
         // Deep models score with the thread count they trained with (as classic trainers do with NumberOfThreads).
         bool torchThreads = c.NumberOfThreads is not null && DeepComparison.FindDeep(model) is not null;
@@ -16,6 +24,9 @@ internal static class Measurements
         try
         {
             MeasureCore(ml, model, trainSchema, valid, c, samples, entry);
+            if (pass is { Seconds: >= 1 } p) entry.ThroughputRowsPerSecond = p.Rows / p.Seconds;
+            else if (measureThroughput) Throughput(model, valid, entry);
+            Size(ml, model, trainSchema, entry, modelPath);
         }
         finally
         {
@@ -39,8 +50,6 @@ internal static class Measurements
             var rows = ml.Data.CreateEnumerable<FeatureRow>(valid, reuseRowObject: false, ignoreMissingColumns: true, schemaDefinition: input).Take(samples).ToList();
             Latency(ml, model, c, rows, input, entry);
         }
-        Throughput(model, valid, entry);
-        Size(ml, model, trainSchema, entry);
     }
 
     /// <summary>The row's schema: the feature column of <paramref name="type"/>, and the text column when there is one.</summary>
@@ -124,9 +133,9 @@ internal static class Measurements
     }
 
     // model.zip as mlContext.Model.Save writes it.
-    private static void Size(MLContext ml, ITransformer model, DataViewSchema trainSchema, LeaderboardEntry entry)
+    private static void Size(MLContext ml, ITransformer model, DataViewSchema trainSchema, LeaderboardEntry entry, string? keepAt)
     {
-        string path = Path.Combine(Path.GetTempPath(), $"deepext-compare-{Environment.ProcessId}-{Guid.NewGuid():N}.zip");
+        string path = keepAt ?? Path.Combine(Path.GetTempPath(), $"deepext-compare-{Environment.ProcessId}-{Guid.NewGuid():N}.zip");
         try
         {
             ml.Model.Save(model, trainSchema, path);
@@ -134,7 +143,7 @@ internal static class Measurements
         }
         finally
         {
-            File.Delete(path);
+            if (keepAt is null) File.Delete(path);
         }
     }
 

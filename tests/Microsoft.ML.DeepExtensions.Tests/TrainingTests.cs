@@ -65,6 +65,51 @@ public class TrainingTests
         Assert.Equal(Fixtures.Weights(reference)["body.output.weight"], Fixtures.Weights(model)["body.output.weight"]);
     }
 
+    // Cancels the run part-way through an epoch (after a few of its batches).
+    private sealed class CancelMidEpoch(CancellationTokenSource cts, int epoch) : TrainingCallback
+    {
+        public override void OnBatchEnd(TrainingContext context)
+        {
+            if (context.Epoch == epoch && context.Batch == 3) cts.Cancel();
+        }
+    }
+
+    [Fact]
+    public void RestoreBestWeightsHoldsWhenCancelledMidEpochAndAcrossAResume()
+    {
+        var ml = new MLContext();
+        var data = Fixtures.DigitsBinary(ml, "train");
+        var dir = Fixtures.TempDir();
+        MlpTrainer.Options Options(int epochs) => new() { Epochs = epochs, Seed = 5, HiddenLayers = [32], ValidationFraction = 0.2, BatchSize = 32 };
+        using var reference = ml.Deep().Mlp(Options(2)).Fit(data);
+
+        // Cancelled after 3 batches of epoch 3: the weights are the best validated epoch's, not those of the batches after it.
+        using (var cts = new CancellationTokenSource())
+        {
+            var o = Options(10);
+            (o.EarlyStopping, o.CancellationToken, o.CheckpointDirectory) = (new EarlyStoppingOptions { Patience = 100, RestoreBestWeights = true }, cts.Token, dir);
+            o.Callbacks.Add(new CancelMidEpoch(cts, 3));
+            using var cancelled = ml.Deep().Mlp(o).Fit(data);
+            Assert.Equal(StopReason.Cancelled, cancelled.History.StopReason);
+            Assert.Equal(2, cancelled.History.Epochs.Count);
+            int best = cancelled.History.BestEpoch;
+            using var bestRun = ml.Deep().Mlp(Options(best)).Fit(data);
+            Assert.Equal(Fixtures.Weights(bestRun)["body.output.weight"], Fixtures.Weights(cancelled)["body.output.weight"]);
+        }
+
+        // Resumed after epoch 2 and cancelled in the first epoch it runs: the weights it resumed from come back.
+        using (var cts = new CancellationTokenSource())
+        {
+            var o = Options(10);
+            (o.EarlyStopping, o.CancellationToken) = (new EarlyStoppingOptions { Patience = 100, RestoreBestWeights = true }, cts.Token);
+            o.ResumeFromCheckpoint = Directory.GetFiles(dir, "*.deepckpt").Order().Last();
+            o.Callbacks.Add(new CancelMidEpoch(cts, 3));
+            using var resumed = ml.Deep().Mlp(o).Fit(data);
+            Assert.Equal(2, resumed.History.Epochs.Count);
+            Assert.Equal(Fixtures.Weights(reference)["body.output.weight"], Fixtures.Weights(resumed)["body.output.weight"]);
+        }
+    }
+
     [Fact]
     public void CancellationStopsPromptlyAndKeepsTheModel()
     {

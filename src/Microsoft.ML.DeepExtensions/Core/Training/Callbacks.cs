@@ -129,14 +129,21 @@ public sealed class EarlyStoppingCallback(EarlyStoppingOptions options) : Traini
         _bestEpoch = 0;
         _wait = 0;
         Dispose();
+        // Resumed from a checkpoint: the weights it starts from are the first candidate for the best.
+        if (context.History.Epochs.LastOrDefault() is { } last && Value(last) is double v)
+        {
+            (_best, _bestEpoch) = (v, last.Epoch);
+            if (_options.RestoreBestWeights) Snapshot(context.Module);
+        }
     }
+
+    private double? Value(EpochRecord record) => _metric == "loss" ? record.ValidationLoss : record.ValidationMetric;
 
     /// <summary>Tracks the best epoch; stops after <see cref="EarlyStoppingOptions.Patience"/> epochs without improvement.</summary>
     public override void OnEpochEnd(TrainingContext context)
     {
         var record = context.Record!;
-        double? value = _metric == "loss" ? record.ValidationLoss : record.ValidationMetric;
-        if (value is not double v) return;
+        if (Value(record) is not double v) return;
         bool improved = _maximize ? v > _best + _options.MinDelta : v < _best - _options.MinDelta;
         if (improved)
         {
@@ -149,11 +156,14 @@ public sealed class EarlyStoppingCallback(EarlyStoppingOptions options) : Traini
             context.Stop(StopReason.EarlyStopped);
     }
 
-    /// <summary>Restores the best epoch's weights (when they are not the last epoch's).</summary>
+    /// <summary>
+    /// Restores the best epoch's weights when the module no longer holds them: a later epoch ran, or training was
+    /// cancelled part-way through one (its batches changed the weights, but it was never validated).
+    /// </summary>
     public override void OnTrainEnd(TrainingContext context)
     {
         var history = context.History;
-        if (_bestState is not null && _options.RestoreBestWeights && _bestEpoch != history.Epochs.LastOrDefault()?.Epoch)
+        if (_bestState is not null && _options.RestoreBestWeights && _bestEpoch != context.Epoch)
         {
             using (no_grad())
                 foreach (var (name, t) in context.Module.state_dict())
