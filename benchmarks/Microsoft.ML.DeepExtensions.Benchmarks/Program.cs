@@ -14,7 +14,7 @@ public static class Program
           mlp     MlpTrainer inside an ML.NET pipeline vs a raw TorchSharp loop (784-256-128-10, Adam, Fashion-MNIST)
           cnn     CnnTrainer (default network) inside an ML.NET pipeline vs a raw TorchSharp loop on the same network
           epochs  seconds per epoch of every family on a fixed slice (run it against two builds to compare them)
-          stream  the MLP trained from an .idv file larger than its cache budget, streamed vs cached: memory, accuracy, time
+          stream  the MLP trained from .idv and .csv files larger than its cache budget, streamed vs cached: memory, accuracy, time
           serve   examples/ScoringService under load on loopback (MLP and CNN): throughput, latency, errors, memory
           gan     GanTrainer quality: Fashion-MNIST conditional DCGAN judged by a CNN (+ Fréchet distance), Adult
                   train-on-synthetic/test-on-real, optdigits anomaly AUC
@@ -67,7 +67,6 @@ public static class Program
         Options (stream):
           --limit N           training images (default all 60,000); --budget MB for the streamed run (default 4)
           --epochs N          epochs per run (default 4; the first is warm-up for the time ratio); --threads N, --data DIR
-          --gc-cap MB         the second streamed run's managed heap cap (DOTNET_GCHeapHardLimit; default 400)
           --output FILE       markdown report (default benchmarks/results/streaming.md; '-' for none)
 
         Options (serve):

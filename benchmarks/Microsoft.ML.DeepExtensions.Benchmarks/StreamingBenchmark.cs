@@ -1,15 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Microsoft.ML.Data;
 using Microsoft.ML.DeepExtensions.Datasets;
 
 namespace Microsoft.ML.DeepExtensions.Benchmarks;
 
 /// <summary>
-/// Training on data larger than the cache budget: Fashion-MNIST's training split is written to an .idv file, and the
-/// MLP trains on <c>LoadFromBinary</c> of it twice, each in a child process of its own — streamed (a small
-/// <c>CacheBudgetMegabytes</c>) and cached (the default budget). Reported: the process's peak resident memory (VmHWM)
-/// above its baseline against the data's tensor size and the budget, test accuracy of both, and the epoch-time ratio.
+/// Training on data larger than the cache budget: Fashion-MNIST's training split is written to disk twice — an ML.NET
+/// binary file (<c>SaveAsBinary</c>) and a CSV text file — at its full size and at a quarter of it, and the MLP trains on
+/// each (<c>LoadFromBinary</c> / <c>LoadFromTextFile</c>), each run in a child process of its own: streamed (a small
+/// <c>CacheBudgetMegabytes</c>) and, once, cached (the default budget). Reported: the process's peak resident memory
+/// (VmHWM) above its baseline — a bound that holds whatever the file's size is the same for both sizes — test
+/// accuracy, and the epoch-time ratio streamed/cached.
 /// </summary>
 internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
 {
@@ -18,8 +21,6 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
         public int Limit { get; set; } = 60_000;
         public int BudgetMegabytes { get; set; } = 4;
         public int Epochs { get; set; } = 4;
-        /// <summary>The managed heap cap of the second streamed run (DOTNET_GCHeapHardLimit).</summary>
-        public int GcCapMegabytes { get; set; } = 400;
         public int? Threads { get; set; }
         public string? DataDirectory { get; set; }
         public string? Output { get; set; } = Path.Combine("benchmarks", "results", "streaming.md");
@@ -36,7 +37,6 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
                     case "--limit": s.Limit = Program.PositiveInt(a, Next()); break;
                     case "--budget": s.BudgetMegabytes = Program.PositiveInt(a, Next()); break;
                     case "--epochs": s.Epochs = Program.PositiveInt(a, Next()); break;
-                    case "--gc-cap": s.GcCapMegabytes = Program.PositiveInt(a, Next()); break;
                     case "--threads": s.Threads = Program.PositiveInt(a, Next()); break;
                     case "--data": s.DataDirectory = Next() ?? throw new ArgumentException("Option --data needs a folder."); break;
                     case "--output":
@@ -60,41 +60,57 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
     {
         var ml = new MLContext(seed: 1);
         var dir = Directory.CreateTempSubdirectory("deepext-streaming-").FullName;
-        var file = Path.Combine(dir, "train.idv");
         var train = FashionMnist.Load(ml, settings.DataDirectory, "train", settings.Limit);
-        using (var f = System.IO.File.Create(file)) ml.Data.SaveAsBinary(train, f, keepHidden: false);
         long rows = train.GetRowCount() ?? 0;
-        double tensorMb = rows * 785 * 4 / 1048576.0, fileMb = new FileInfo(file).Length / 1048576.0;
-        Console.WriteLine($"{rows} rows: {tensorMb:F0} MB as tensors, {fileMb:F0} MB .idv; budget {settings.BudgetMegabytes} MB");
+        long quarter = rows / 4;
+        // The files: binary and text, all the rows and a quarter of them.
+        string Write(long n, string format)
+        {
+            var path = Path.Combine(dir, $"train{n}.{format}");
+            var data = n == rows ? train : ml.Data.TakeRows(train, n);
+            using var f = System.IO.File.Create(path);
+            if (format == "idv") ml.Data.SaveAsBinary(data, f, keepHidden: false);
+            else ml.Data.SaveAsText(data, f, separatorChar: ',', headerRow: false, schema: false, forceDense: true);
+            return path;
+        }
+        var files = new[] { (rows, "idv"), (quarter, "idv"), (rows, "csv"), (quarter, "csv") }.ToDictionary(k => k, k => Write(k.Item1, k.Item2));
+        double tensorMb = rows * 785 * 4 / 1048576.0;
+        double Mb(string path) => new FileInfo(path).Length / 1048576.0;
+        Console.WriteLine($"{rows} rows: {tensorMb:F0} MB as tensors, {Mb(files[(rows, "idv")]):F0} MB .idv, {Mb(files[(rows, "csv")]):F0} MB .csv; budget {settings.BudgetMegabytes} MB");
 
-        // The streamed run twice: with .NET's default GC, which leaves ML.NET's row-reading garbage (~1.4× the data per
-        // epoch) until a full collection, and with the managed heap capped (DOTNET_GCHeapHardLimit), which shows how much
-        // the run needs; the cached run holds the data as tensors.
-        var results = new[] { ("streamed", settings.BudgetMegabytes, (int?)null), ("streamed", settings.BudgetMegabytes, (int?)settings.GcCapMegabytes), ("cached", 2048, (int?)null) }
-            .Select(m => Child(m.Item1, m.Item2, file, m.Item3)).ToList();
-        var (s, capped, c) = (results[0], results[1], results[2]);
+        var runs = new[]
+        {
+            ("streamed", settings.BudgetMegabytes, rows, "idv"), ("streamed", settings.BudgetMegabytes, quarter, "idv"),
+            ("streamed", settings.BudgetMegabytes, rows, "csv"), ("streamed", settings.BudgetMegabytes, quarter, "csv"),
+            ("cached", 2048, rows, "idv"),
+        };
+        var results = runs.Select(r => (Run: r, Result: Child(r.Item1, r.Item2, files[(r.Item3, r.Item4)]))).ToList();
         var info = MachineInfo.Collect();
         var report = new StringBuilder()
-            .AppendLine("# Training on data larger than the cache budget (MLP, Fashion-MNIST from an .idv file)").AppendLine()
+            .AppendLine("# Training on data larger than the cache budget (MLP, Fashion-MNIST from a file)").AppendLine()
             .AppendLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {info.Cpu}, {info.Cores} cores; .NET {info.Runtime}; TorchSharp {info.TorchSharp}, libtorch {info.LibTorch}.")
-            .AppendLine($"{rows:N0} training rows: {tensorMb:F0} MB as tensors ({tensorMb / settings.BudgetMegabytes:F0}× the streamed run's {settings.BudgetMegabytes} MB budget), a {fileMb:F0} MB .idv file; "
+            .AppendLine($"{rows:N0} training rows: {tensorMb:F0} MB as tensors ({tensorMb / settings.BudgetMegabytes:F0}× the streamed runs' {settings.BudgetMegabytes} MB budget); "
+                + $"files: {Mb(files[(rows, "idv")]):F0} MB .idv (`LoadFromBinary`), {Mb(files[(rows, "csv")]):F0} MB .csv (`LoadFromTextFile`), and the first {quarter:N0} rows of each; "
                 + $"MLP defaults, {settings.Epochs} epochs, seed 1, each run in its own process; test: t10k.").AppendLine()
-            .AppendLine("| run | CacheBudgetMegabytes | managed heap cap | peak RSS above baseline (MB) | baseline RSS (MB) | test accuracy | median epoch s (after the first) | epoch seconds |")
-            .AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var r in results)
+            .AppendLine("| run | file | rows | CacheBudgetMegabytes | peak RSS above baseline (MB) | baseline RSS (MB) | test accuracy | median epoch s (after the first) | epoch seconds |")
+            .AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var (run, r) in results)
             report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Mode} | {r.Budget} | {(r.GcCap is int cap ? $"{cap} MB" : "none")} | {r.PeakAboveMb:F0} | {r.BaselineMb:F0} | {r.Accuracy:F4} | {r.MedianEpoch:F2} | {string.Join(", ", r.Epochs.Select(e => e.ToString("F2", CultureInfo.InvariantCulture)))} |"));
+                $"| {run.Item1} | .{run.Item4} | {run.Item3:N0} | {run.Item2} | {r.PeakAboveMb:F0} | {r.BaselineMb:F0} | {r.Accuracy:F4} | {r.MedianEpoch:F2} | {string.Join(", ", r.Epochs.Select(e => e.ToString("F2", CultureInfo.InvariantCulture)))} |"));
+        var (binary, binaryQuarter, text, textQuarter, cached) = (results[0].Result, results[1].Result, results[2].Result, results[3].Result, results[4].Result);
         report.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Streamed vs cached: peak memory above baseline {s.PeakAboveMb:F0} MB ({capped.PeakAboveMb:F0} MB with the managed heap capped at {settings.GcCapMegabytes} MB) vs {c.PeakAboveMb:F0} MB (the data is {tensorMb:F0} MB as tensors); accuracy {s.Accuracy:F4} ({capped.Accuracy:F4} capped) vs {c.Accuracy:F4}; epoch time ratio streamed/cached {s.MedianEpoch / c.MedianEpoch:F2}."));
+            $"Streamed, peak memory above baseline at {quarter:N0} → {rows:N0} rows: text file {textQuarter.PeakAboveMb:F0} → {text.PeakAboveMb:F0} MB, binary file {binaryQuarter.PeakAboveMb:F0} → {binary.PeakAboveMb:F0} MB; "
+            + $"cached {cached.PeakAboveMb:F0} MB (the data is {tensorMb:F0} MB as tensors). Accuracy streamed {binary.Accuracy:F4} (.idv), {text.Accuracy:F4} (.csv) vs cached {cached.Accuracy:F4}; "
+            + $"epoch time ratio streamed/cached {binary.MedianEpoch / cached.MedianEpoch:F2} (.idv), {text.MedianEpoch / cached.MedianEpoch:F2} (.csv)."));
         Console.WriteLine(report);
         if (settings.Output is { } output) System.IO.File.WriteAllText(output, report.ToString());
         Directory.Delete(dir, recursive: true);
         return 0;
     }
 
-    private sealed record ChildResult(string Mode, int Budget, int? GcCap, double BaselineMb, double PeakAboveMb, double Accuracy, double MedianEpoch, double[] Epochs);
+    private sealed record ChildResult(double BaselineMb, double PeakAboveMb, double Accuracy, double MedianEpoch, double[] Epochs);
 
-    private ChildResult Child(string mode, int budget, string file, int? gcCapMegabytes)
+    private ChildResult Child(string mode, int budget, string file)
     {
         // The same program again: through the dotnet host (dotnet Benchmarks.dll) or as its own executable (dotnet run's apphost).
         var args = new List<string>();
@@ -104,25 +120,29 @@ internal sealed class StreamingBenchmark(StreamingBenchmark.Settings settings)
         if (settings.Threads is int t) args.AddRange(["--threads", t.ToString(CultureInfo.InvariantCulture)]);
         if (settings.DataDirectory is { } d) args.AddRange(["--data", d]);
         var start = new ProcessStartInfo(Environment.ProcessPath!, args) { RedirectStandardOutput = true };
-        if (gcCapMegabytes is int cap) start.Environment["DOTNET_GCHeapHardLimit"] = $"0x{cap * 1048576L:X}";
         using var p = Process.Start(start)!;
         string? result = null;
         while (p.StandardOutput.ReadLine() is { } line)
         {
-            Console.WriteLine($"  [{mode}{(gcCapMegabytes is int c ? $", heap ≤ {c} MB" : "")}] {line}");
+            Console.WriteLine($"  [{mode}, {Path.GetFileName(file)}] {line}");
             if (line.StartsWith("RESULT\t", StringComparison.Ordinal)) result = line;
         }
         p.WaitForExit();
-        if (p.ExitCode != 0 || result is null) throw new InvalidOperationException($"The {mode} run failed (exit code {p.ExitCode}).");
+        if (p.ExitCode != 0 || result is null) throw new InvalidOperationException($"The {mode} run on {file} failed (exit code {p.ExitCode}).");
         var f = result.Split('\t');
         double D(int i) => double.Parse(f[i], CultureInfo.InvariantCulture);
-        return new ChildResult(mode, budget, gcCapMegabytes, D(1), D(2), D(3), D(4), f[5].Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray());
+        return new ChildResult(D(1), D(2), D(3), D(4), f[5].Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray());
     }
 
     private int RunChild(string mode)
     {
         var ml = new MLContext(seed: 1);
-        var train = ml.Data.LoadFromBinary(settings.File ?? throw new ArgumentException("--child needs --file."));
+        var file = settings.File ?? throw new ArgumentException("--child needs --file.");
+        // The text file holds the label's key index and the 784 pixels, as the parent wrote them.
+        var train = file.EndsWith(".csv", StringComparison.Ordinal)
+            ? ml.Data.LoadFromTextFile(file, [new TextLoader.Column("Label", DataKind.UInt32, [new TextLoader.Range(0)], new KeyCount(10)),
+                new TextLoader.Column("Features", DataKind.Single, [new TextLoader.Range(1, 784)])], separatorChar: ',')
+            : ml.Data.LoadFromBinary(file);
         using (var warm = TorchSharp.torch.ones(8)) _ = warm.sum().item<float>();   // libtorch loaded before the baseline
         double baseline = Status("VmRSS:");
         using var model = ml.Deep().Mlp(new MlpTrainer.Options

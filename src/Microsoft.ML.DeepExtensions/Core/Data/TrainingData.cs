@@ -55,6 +55,7 @@ internal sealed class TrainingData : IDisposable
         var ys = new GrowingBuffer(w, long.MaxValue);
         var y = new float[w];
         long n = 0, targets = 0;
+        var heap = new HeapBound(q.BudgetBytes, collectNow: false);
 
         using (var cursor = q.Data.GetRowCursor(FeatureReader.Needed(q.Data.Schema, q.FeatureColumn, q.LabelColumn)))
         {
@@ -64,7 +65,11 @@ internal sealed class TrainingData : IDisposable
             {
                 r++;
                 if (!q.Filter.Keep(r)) continue;
-                if ((r & 1023) == 0) q.Token.ThrowIfCancellationRequested();
+                if ((r & 1023) == 0)
+                {
+                    q.Token.ThrowIfCancellationRequested();
+                    if (xs.Overflowed) heap.Check();   // streamed from now on: the loader's garbage is bounded too
+                }
                 reader.ReadFeatures(row, r);
                 if (q.Label is not null) reader.ReadLabel(y, r);
                 n++;
@@ -188,6 +193,7 @@ internal sealed class TrainingData : IDisposable
         long r = -1;
         int filled = 0;
         bool more = true;
+        var heap = new HeapBound(q.BudgetBytes, collectNow: true);
         while (more)
         {
             more = cursor.MoveNext();
@@ -202,6 +208,7 @@ internal sealed class TrainingData : IDisposable
             }
             if (filled == 0) break;
             token.ThrowIfCancellationRequested();
+            heap.Check();
             int[] order = Enumerable.Range(0, filled).ToArray();
             rng?.Shuffle(order);
             for (int start = 0; start < filled; start += batchSize)
@@ -215,6 +222,40 @@ internal sealed class TrainingData : IDisposable
                 yield return (ToDevice(bx, [len, d], device), ToDevice(by, w == 1 ? [len] : [len, w], device));
             }
             filled = 0;
+        }
+    }
+
+    /// <summary>
+    /// Keeps a streamed pass's managed memory bounded by the budget instead of by the file. ML.NET's loaders allocate
+    /// new buffers as they read (its binary loader: about 1.4× the data per pass, large arrays), which become garbage
+    /// at once but are freed only by a full collection, and the runtime collects those lazily: measured, a streamed
+    /// epoch's memory grew with the file (peak 355 MB above the start for 15,000 Fashion-MNIST rows, 876 MB for
+    /// 60,000). A streamed epoch starts with a full collection, and whenever the heap has grown by the budget (at
+    /// least 32 MB) since the last one, another frees them; the first pass does the same once it overflows the budget.
+    /// </summary>
+    private sealed class HeapBound
+    {
+        private readonly long _allowed;
+        private long _after;
+
+        public HeapBound(long budgetBytes, bool collectNow)
+        {
+            _allowed = Math.Max(budgetBytes, 32L << 20);
+            if (collectNow) Collect();
+            else _after = GC.GetTotalMemory(false);
+        }
+
+        public void Check()
+        {
+            if (GC.GetTotalMemory(false) - _after >= _allowed) Collect();
+        }
+
+        private void Collect()
+        {
+            // Compacting the large-object heap too: its freed buffers otherwise leave gaps the heap keeps.
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            _after = GC.GetTotalMemory(false);
         }
     }
 
