@@ -72,7 +72,7 @@ public static class Program
         Options (serve):
           --clients N         concurrent clients (default 8)
           --requests N        requests per phase (default 25,000) of --rows N rows each (default 4)
-          --warmup N          untimed requests first (default 2,000)
+          --warmup N          untimed requests first, at the same concurrency (default 5,000)
           --bad-percent N     malformed share of the second phase (default 10)
           --time-limit S      stop a phase after S seconds (default 300)
           --models LIST       mlp,cnn (default both); --data DIR (Fashion-MNIST)

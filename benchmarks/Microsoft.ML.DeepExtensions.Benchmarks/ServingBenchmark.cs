@@ -22,7 +22,7 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
         public int Clients { get; set; } = 8;
         public int Requests { get; set; } = 25_000;
         public int Rows { get; set; } = 4;
-        public int Warmup { get; set; } = 2_000;
+        public int Warmup { get; set; } = 5_000;
         public double BadShare { get; set; } = 0.1;
         public int TimeLimitSeconds { get; set; } = 300;
         public string Models { get; set; } = "mlp,cnn";
@@ -57,7 +57,7 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
     }
 
     private sealed record Phase(string Name, int Requests, double Seconds, int Ok, int BadRequest, int Errors, int BadSent,
-        double P50, double P95, double P99, long RssStartKb, long RssEndKb, long RssMaxKb);
+        double P50, double P95, double P99, long RssStartKb, long RssEndKb, long RssMaxKb, double TrendPercent);
 
     public int Run()
     {
@@ -71,8 +71,8 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
         report.AppendLine("# Scoring service under load (examples/ScoringService)").AppendLine()
             .AppendLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {info.Cpu}, {info.Cores} cores; .NET {info.Runtime}; TorchSharp {info.TorchSharp}, libtorch {info.LibTorch}.")
             .AppendLine($"Loopback, service in a child process, {settings.Clients} clients, {settings.Rows} rows per request, {settings.Warmup} warm-up requests; clients and service share the machine's cores.").AppendLine()
-            .AppendLine("| model | phase | requests | rows/s | req/s | p50 ms | p95 ms | p99 ms | 200 | 400 | errors | RSS start MB | RSS end MB | RSS max MB | growth |")
-            .AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            .AppendLine("| model | phase | requests | rows/s | req/s | p50 ms | p95 ms | p99 ms | 200 | 400 | errors | RSS start MB | RSS end MB | RSS max MB | end vs start | trend |")
+            .AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var name in settings.Models.Split(','))
         {
             ITransformer model = name switch
@@ -91,12 +91,13 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
                 var p = Load(service, pixels, phase.Item1, phase.Item2).GetAwaiter().GetResult();
                 double growth = 100.0 * (p.RssEndKb - p.RssStartKb) / p.RssStartKb;
                 string line = string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {p.Name} | {p.Requests} | {p.Requests * settings.Rows / p.Seconds:F0} | {p.Requests / p.Seconds:F0} | {p.P50:F2} | {p.P95:F2} | {p.P99:F2} | {p.Ok} | {p.BadRequest} (of {p.BadSent} malformed) | {p.Errors} | {p.RssStartKb / 1024.0:F0} | {p.RssEndKb / 1024.0:F0} | {p.RssMaxKb / 1024.0:F0} | {growth:+0.0;-0.0}% |");
+                    $"| {name} | {p.Name} | {p.Requests} | {p.Requests * settings.Rows / p.Seconds:F0} | {p.Requests / p.Seconds:F0} | {p.P50:F2} | {p.P95:F2} | {p.P99:F2} | {p.Ok} | {p.BadRequest} (of {p.BadSent} malformed) | {p.Errors} | {p.RssStartKb / 1024.0:F0} | {p.RssEndKb / 1024.0:F0} | {p.RssMaxKb / 1024.0:F0} | {growth:+0.0;-0.0}% | {p.TrendPercent:+0.0;-0.0}% |");
                 Console.WriteLine(line);
                 report.AppendLine(line);
             }
         }
-        report.AppendLine().AppendLine("RSS start/end: the median of the first and of the last 10 % of samples (every 100 ms) of the phase, after warm-up; growth = end vs start (target < 5 %). "
+        report.AppendLine().AppendLine("RSS sampled every 100 ms through the phase, after a warm-up at the same concurrency. Start/end: the median of the first and of the last 10 % of samples; "
+            + "trend: the rise of the least-squares line through all samples over the phase, relative to its start (target < 5 %: a leak climbs steadily, the collector's ups and downs do not). "
             + "The malformed run sends a wrong-sized `Features` array in the given share of requests; those must get 400 and every other request 200.");
         Console.WriteLine(report);
         if (settings.Output is { } output) File.WriteAllText(output, report.ToString());
@@ -119,7 +120,13 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
             await response.Content.ReadAsByteArrayAsync();
             return response.StatusCode;
         }
-        for (int i = 0; i < settings.Warmup; i++) await Send(bodies[i % bodies.Length]);
+        // Warm-up with the phase's concurrency: the service's threads, connection buffers and heap grow to their load first.
+        int warm = -1;
+        await Task.WhenAll(Enumerable.Range(0, settings.Clients).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref warm)) < settings.Warmup) await Send(bodies[i % bodies.Length]);
+        })));
 
         var samples = new List<long>();
         using var stop = new CancellationTokenSource();
@@ -158,7 +165,20 @@ internal sealed class ServingBenchmark(ServingBenchmark.Settings settings)
         long Median(IEnumerable<long> xs) { var a = xs.OrderBy(x => x).ToArray(); return a[a.Length / 2]; }
         int tenth = Math.Max(1, samples.Count / 10);
         return new Phase(name, done, seconds, ok, badRequest, errors, badSent, Pct(0.50), Pct(0.95), Pct(0.99),
-            Median(samples.Take(tenth)), Median(samples.TakeLast(tenth)), samples.Max());
+            Median(samples.Take(tenth)), Median(samples.TakeLast(tenth)), samples.Max(), Trend(samples));
+    }
+
+    // The least-squares line through the samples: its rise over the phase, relative to where it starts (a leak is a
+    // steady climb; the garbage collector's ups and downs average out instead of deciding the figure by where they fall).
+    private static double Trend(List<long> samples)
+    {
+        int n = samples.Count;
+        if (n < 2) return 0;
+        double mx = (n - 1) / 2.0, my = samples.Average();
+        double sxy = 0, sxx = 0;
+        for (int i = 0; i < n; i++) { sxy += (i - mx) * (samples[i] - my); sxx += (i - mx) * (i - mx); }
+        double slope = sxy / sxx, start = my - slope * mx;
+        return 100.0 * slope * (n - 1) / start;
     }
 
     /// <summary>The service in a child process on a free loopback port.</summary>
