@@ -89,9 +89,11 @@ public class StreamingTests(ITestOutputHelper output)
         long small = Peak(2_500), large = Peak(10_000);
         const long MB = 1 << 20;
         output.WriteLine($"heap peak above the start: 2,500 rows {small / (double)MB:F1} MB, 10,000 rows {large / (double)MB:F1} MB (31 MB as tensors)");
-        // Measured: 19 and 36 MB (the bound's floor is 32 MB of garbage); without the bound, 21 and 73 MB.
-        Assert.True(large < small + 24 * MB, $"10,000 rows reached {large / MB} MB, 2,500 rows {small / MB} MB");
-        Assert.True(large < 48 * MB, $"10,000 rows reached {large / MB} MB");
+        // The bound: at most 32 MB of garbage (its floor; the budget is 1 MB) over what is live. Measured: 10,000 rows
+        // (about 43 MB of loader garbage a pass) 36 MB, alone and in the full suite; without the bound 73 MB. The
+        // 2,500-row run (10–19 MB, by what ran before it) stays under the floor either way.
+        Assert.True(small < 48 * MB, $"2,500 rows reached {small / MB} MB");
+        Assert.True(large < 48 * MB, $"10,000 rows reached {large / MB} MB, above the bound (2,500 rows: {small / MB} MB)");
     }
 
     [Fact]
