@@ -65,27 +65,23 @@ public static class PretrainedCandidates
     /// The network's frozen pooled features of the image features under SDCA (<see cref="ClassicCandidates.Sdca"/>), at
     /// 64 × 64 pixels (ImageNet's 224 costs 12× the time for each image on a CPU).
     /// </summary>
-    public static CandidateFactory ImageEmbeddingsSdca(PretrainedModel model) => new()
-    {
-        Name = $"{model.Name} embeddings + SDCA",
-        Kind = CandidateKind.Classic,
-        Tasks = AllTasks,
-        Inputs = CandidateInputs.Image,
-        FixedParameters = new HyperParameters(ClassicCandidates.Sdca.FixedParameters!) { ["Resolution"] = 64 },
-        Build = (c, s) => PretrainedEmbeddingEstimator.Image(c.Context, model, "PretrainedEmbedding", c.FeatureColumnName, c.ImageShape, resolution: 64)
-            .AppendCacheCheckpoint(c.Context)
-            .Append(ClassicCandidates.Sdca.Build(c with { FeatureColumnName = "PretrainedEmbedding" }, s)),
-    };
+    public static CandidateFactory ImageEmbeddingsSdca(PretrainedModel model) => EmbeddingsSdca(model, CandidateInputs.Image, ("Resolution", 64),
+        c => PretrainedEmbeddingEstimator.Image(c.Context, model, "PretrainedEmbedding", c.FeatureColumnName, c.ImageShape, resolution: 64));
 
     /// <summary>The encoder's frozen sentence embeddings of the raw text under SDCA (<see cref="ClassicCandidates.Sdca"/>).</summary>
-    public static CandidateFactory TextEmbeddingsSdca(PretrainedModel model) => new()
+    public static CandidateFactory TextEmbeddingsSdca(PretrainedModel model) => EmbeddingsSdca(model, CandidateInputs.Text, ("MaxTokens", 128),
+        c => PretrainedEmbeddingEstimator.Text(c.Context, model, "PretrainedEmbedding", c.TextColumnName!));
+
+    // SDCA over a frozen network's embeddings, cached once (SDCA passes over them many times).
+    private static CandidateFactory EmbeddingsSdca(PretrainedModel model, CandidateInputs inputs, (string Name, object Value) setting,
+        Func<CandidateContext, IEstimator<ITransformer>> embed) => new()
     {
         Name = $"{model.Name} embeddings + SDCA",
         Kind = CandidateKind.Classic,
         Tasks = AllTasks,
-        Inputs = CandidateInputs.Text,
-        FixedParameters = new HyperParameters(ClassicCandidates.Sdca.FixedParameters!) { ["MaxTokens"] = 128 },
-        Build = (c, s) => PretrainedEmbeddingEstimator.Text(c.Context, model, "PretrainedEmbedding", c.TextColumnName!)
+        Inputs = inputs,
+        FixedParameters = new HyperParameters(ClassicCandidates.Sdca.FixedParameters!) { [setting.Name] = setting.Value },
+        Build = (c, s) => embed(c)
             .AppendCacheCheckpoint(c.Context)
             .Append(ClassicCandidates.Sdca.Build(c with { FeatureColumnName = "PretrainedEmbedding" }, s)),
     };
